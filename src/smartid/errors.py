@@ -1,0 +1,124 @@
+"""The suite's exception tree.
+
+Every failure a user can cause or meet is one of these, with a message that is one sentence naming
+the target (file and key, URL, host:port) and what was observed. Low-level errors from requests,
+ssl and socket are translated into this tree in one place (`smartid.http`); nothing else raises
+them to the user.
+
+    SmartIDError
+    ├── SiteError                 the site file is unusable (exit 4)
+    │   └── SecretError           a secret reference cannot be resolved
+    ├── TargetError               talking to a target failed
+    │   ├── ConnectError          unreachable, refused, closed, name not resolved
+    │   │   └── TimeoutError      no answer within the site's timeout
+    │   ├── TLSError              handshake or certificate verification failed
+    │   ├── ProtocolError         the peer answered, but not as the contract says
+    │   └── HTTPStatusError       an unexpected HTTP status from an endpoint
+    │       ├── AuthenticationError   401/403 (credentials are never echoed)
+    │       ├── NotFoundError         404
+    │       ├── ConflictError         409 (stale version)
+    │       └── RejectedError         400/422 (the target refused the input)
+    ├── PackageError              a configuration zip or keystore is missing or corrupt
+    └── LabError                  the embedded lab cannot start or answer
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "ConnectError",
+    "HTTPStatusError",
+    "LabError",
+    "NotFoundError",
+    "PackageError",
+    "ProtocolError",
+    "RejectedError",
+    "SecretError",
+    "SiteError",
+    "SmartIDError",
+    "TLSError",
+    "TargetError",
+    "TimeoutError",
+]
+
+
+class SmartIDError(Exception):
+    """Base of every error the suite reports to a user as one sentence."""
+
+
+class SiteError(SmartIDError):
+    """The site file cannot be used; the run stops before any test with exit 4."""
+
+    def __init__(self, path: str, key: str | None, problem: str) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        where = f"{path}: key '{key}'" if key else path
+        super().__init__(f"{where}: {problem}")
+
+
+class SecretError(SiteError):
+    """A secret reference (env variable, file, file + key) cannot be resolved."""
+
+
+class TargetError(SmartIDError):
+    """A request to a target failed; `target` is the URL or host:port."""
+
+    def __init__(self, target: str, observed: str) -> None:
+        self.target = target
+        self.observed = observed
+        super().__init__(f"{target}: {observed}")
+
+
+class ConnectError(TargetError):
+    """No connection: refused, unreachable, closed by the peer or name not resolved."""
+
+
+class TimeoutError(ConnectError):  # the suite's own: a ConnectError, unlike the builtin
+    """The target accepted nothing or answered nothing within the timeout."""
+
+
+class TLSError(TargetError):
+    """The TLS handshake or the certificate verification failed; `observed` says why."""
+
+
+class ProtocolError(TargetError):
+    """The target answered, but not in the shape its contract promises."""
+
+
+class HTTPStatusError(TargetError):
+    """An endpoint answered with a status the caller did not expect."""
+
+    def __init__(self, target: str, status: int, observed: str) -> None:
+        self.status = status
+        super().__init__(target, f"HTTP {status}: {observed}" if observed else f"HTTP {status}")
+
+
+class AuthenticationError(HTTPStatusError):
+    """The endpoint refused the credentials (401) or the permission (403)."""
+
+
+class NotFoundError(HTTPStatusError):
+    """The endpoint or the named object does not exist (404)."""
+
+
+class ConflictError(HTTPStatusError):
+    """The write named a stale version of the object (409)."""
+
+
+class RejectedError(HTTPStatusError):
+    """The target refused the input as invalid (400 or 422)."""
+
+
+class PackageError(SmartIDError):
+    """A configuration zip, keystore or similar file is missing or corrupt."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class LabError(SmartIDError):
+    """The embedded lab cannot be started, reached or used."""

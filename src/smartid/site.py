@@ -1,0 +1,447 @@
+"""The site file: one TOML document describing a deployment (DESIGN §3).
+
+Loading has two phases, so that a lab target can create its state before anything is looked up:
+`parse_site()` validates the structure (every key, type and URL) and `resolve_site()` resolves the
+secret references and checks that every named file exists. Both raise `SiteError` with one sentence
+naming the file, the key and the problem; neither ever puts a secret value in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from smartid.errors import SecretError, SiteError
+from smartid.masking import MASKER, MIN_SECRET_LENGTH, Secret
+
+__all__ = [
+    "Binding",
+    "CertificateManagerSection",
+    "Endpoint",
+    "IdmSection",
+    "MessagingSection",
+    "PackageSection",
+    "ProcessesSection",
+    "SecretRef",
+    "Site",
+    "TlsPolicy",
+    "Waiver",
+    "load_site",
+    "parse_site",
+    "resolve_site",
+]
+
+LAB_STATE_PLACEHOLDER = "{lab_state}"
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https":
+        raise ValueError(f"must be an https:// URL (got '{value}')")
+    if not parts.hostname:
+        raise ValueError(f"has no host (got '{value}')")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"has an invalid port (got '{value}')") from None
+    return value.rstrip("/")
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+
+
+def _site_path(value: str, info: ValidationInfo) -> Path:
+    """A path from the site file: `{lab_state}` expanded, relative to the site file's folder."""
+    context = info.context or {}
+    if LAB_STATE_PLACEHOLDER in value:
+        lab_state = context.get("lab_state")
+        if lab_state is None:
+            raise ValueError(f"uses {LAB_STATE_PLACEHOLDER} but the site's target is not the lab")
+        value = value.replace(LAB_STATE_PLACEHOLDER, str(lab_state))
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path(context.get("base", ".")) / path
+    return path
+
+
+SitePath = Annotated[str, AfterValidator(_site_path)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """`{ env = "VAR" }`, `{ file = "path" }` or `{ file = "path", key = "name" }`."""
+
+    env: str | None = None
+    file: SitePath | None = None
+    key: str | None = None
+    _secret: Secret | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError(
+                'a secret is { env = "VAR" }, { file = "path" } or { file = "path", key = "name" }'
+            )
+        if self.key is not None and self.file is None:
+            raise ValueError("'key' is only valid together with 'file'")
+        return self
+
+    @property
+    def source(self) -> str:
+        if self.env is not None:
+            return f"environment variable {self.env}"
+        if self.key is not None:
+            return f"key '{self.key}' of {self.file}"
+        return f"file {self.file}"
+
+    def get(self) -> Secret:
+        """The resolved secret; `resolve_site()` must have run."""
+        if self._secret is None:
+            raise RuntimeError(f"the secret from {self.source} was not resolved")
+        return self._secret
+
+
+class _TlsTarget(_Model):
+    ca_bundle: SitePath | None = None
+    server_name: str | None = None
+
+
+class IdmSection(_TlsTarget):
+    admin_url: HttpsUrl | None = None
+    operator_url: HttpsUrl | None = None
+    tenant_id: int = Field(default=1, ge=1)
+    admin_user: str = "admin"
+    default_password: str = "admin"  # noqa: S105 - the public vendor default, not a secret
+    admin_password: SecretRef
+    admin_api: Literal["contract", "none"] = "contract"
+    probe_default_password: bool | None = None
+
+
+class PackageSection(_Model):
+    path: SitePath | None = None
+    name: str = "SharedCredentials"
+    version: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class CertificateManagerSection(_TlsTarget):
+    ca_name: str = "Smart ID Certificate Manager"
+    description: str = "Smart ID Certificate Manager"
+    url: HttpsUrl | None = None
+    officer_keystore: SitePath | None = None
+    officer_keystore_password: SecretRef | None = None
+    trust_certs: list[SitePath] = Field(default_factory=list)
+    certificate_types: list[str] = Field(default_factory=list)
+    connection_zip: SitePath | None = None
+    pkcs12_encryption: Literal["aes", "legacy"] = "aes"
+
+    @model_validator(mode="after")
+    def _keystore_with_password(self) -> CertificateManagerSection:
+        if self.officer_keystore is not None and self.officer_keystore_password is None:
+            raise ValueError("'officer_keystore' needs 'officer_keystore_password'")
+        return self
+
+
+class MessagingSection(_TlsTarget):
+    url: HttpsUrl | None = None
+    server: str = "Smart ID Messaging"
+    client_id: str = Field(default="idm", pattern=r"^[A-Za-z0-9._-]+$")
+    key: SecretRef | None = None
+    lifespan: int = Field(default=300, gt=0)
+    callback_url: HttpsUrl | None = None
+    hermod_user: str = "hermod"
+    hermod_password: SecretRef
+    group: str | None = None
+    application_yml: SitePath | None = None
+
+
+class Binding(_Model):
+    process: str
+    task: str
+    data_pool: str
+    sub_process: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.process}/{self.task}"
+
+
+def _guide_bindings() -> list[Binding]:
+    bindings = []
+    for verb in ("Deactivate", "Reactivate", "Lock"):
+        process = f"{verb} user"
+        bindings.append(
+            Binding(
+                process=process,
+                task=f"{verb} related credentials",
+                data_pool="Batch order",
+                sub_process="set credential status",
+            )
+        )
+        bindings.append(
+            Binding(
+                process=process,
+                task="Load related credentials",
+                data_pool="Credentials",
+                sub_process="load credential(s)",
+            )
+        )
+    return bindings
+
+
+class ProcessesSection(_Model):
+    bindings: list[Binding] = Field(default_factory=_guide_bindings)
+
+
+class TlsPolicy(_Model):
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    expiry_warn_days: int = Field(default=30, ge=0)
+    expiry_fail_days: int = Field(default=7, ge=0)
+    min_rsa_bits: int = Field(default=2048, ge=1024)
+    min_ec_bits: int = Field(default=256, ge=160)
+    forbidden_signature_hashes: list[str] = Field(default_factory=lambda: ["md5", "sha1"])
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> TlsPolicy:
+        if self.expiry_warn_days < self.expiry_fail_days:
+            raise ValueError("'expiry_warn_days' must not be smaller than 'expiry_fail_days'")
+        return self
+
+
+class Endpoint(_TlsTarget):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    url: HttpsUrl
+    client_cert: SitePath | None = None
+    client_key: SitePath | None = None
+    client_auth: Literal["required", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> Endpoint:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("'client_cert' and 'client_key' go together")
+        return self
+
+
+class Waiver(_Model):
+    check: str = Field(pattern=r"^[A-Z]+-\d{3}$")
+    reason: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    until: date
+
+
+class Site(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    target: Literal["lab", "remote"]
+    idm: IdmSection | None = None
+    package: PackageSection | None = None
+    certificate_manager: CertificateManagerSection | None = None
+    messaging: MessagingSection | None = None
+    processes: ProcessesSection | None = None
+    tls: TlsPolicy = Field(default_factory=TlsPolicy)
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
+    _path: Path = PrivateAttr(default=Path("site.toml"))
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique_endpoint_names(cls, endpoints: list[Endpoint]) -> list[Endpoint]:
+        seen: set[str] = set()
+        for endpoint in endpoints:
+            if endpoint.name in seen:
+                raise ValueError(f"endpoint name '{endpoint.name}' appears twice")
+            seen.add(endpoint.name)
+        return endpoints
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def probe_default_password(self) -> bool:
+        if self.idm is None:
+            return False
+        if self.idm.probe_default_password is not None:
+            return self.idm.probe_default_password
+        return self.target == "lab"
+
+    def secret_refs(self) -> dict[str, SecretRef]:
+        """Every secret reference of the site, by its dotted key."""
+        refs: dict[str, SecretRef] = {}
+        for section_name in ("idm", "certificate_manager", "messaging"):
+            section = getattr(self, section_name)
+            if section is None:
+                continue
+            for field_name in type(section).model_fields:
+                value = getattr(section, field_name)
+                if isinstance(value, SecretRef):
+                    refs[f"{section_name}.{field_name}"] = value
+        return refs
+
+    def secrets(self) -> list[Secret]:
+        """Every resolved secret of the site."""
+        return [ref.get() for ref in self.secret_refs().values()]
+
+
+_REMOTE_REQUIRED = {
+    "idm": ("admin_url", "operator_url"),
+    "certificate_manager": ("url",),
+    "messaging": ("url", "callback_url"),
+}
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else part
+    return key
+
+
+def _problem(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def parse_site(path: Path, lab_state: Path | None = None) -> Site:
+    """The validated site model of the TOML file at `path` (secrets not yet resolved)."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SiteError(shown, None, "the site file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SiteError(shown, None, f"the site file cannot be read ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteError(shown, None, f"not valid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    context = {"base": path.resolve().parent, "lab_state": lab_state}
+    try:
+        site = Site.model_validate(data, context=context)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise SiteError(shown, _key(first["loc"]) or None, _problem(first) + more) from None
+    if site.target == "remote":
+        for section_name, keys in _REMOTE_REQUIRED.items():
+            section = getattr(site, section_name)
+            for key in keys:
+                if section is not None and getattr(section, key) is None:
+                    raise SiteError(
+                        shown, f"{section_name}.{key}", 'required when target is "remote"'
+                    )
+    site._path = path
+    return site
+
+
+def _read_secret(ref: SecretRef, key: str, site_path: str) -> str:
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise SecretError(site_path, key, f"environment variable {ref.env} is not set")
+        return value
+    assert ref.file is not None
+    file = Path(ref.file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SecretError(site_path, key, f"secret file {file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretError(
+            site_path, key, f"secret file {file} cannot be read ({type(exc).__name__})"
+        ) from None
+    if ref.key is None:
+        return text.strip()
+    try:
+        document = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError):
+        kind = "TOML" if file.suffix == ".toml" else "JSON"
+        # The parser's message may quote the file's content, so it is left out.
+        raise SecretError(site_path, key, f"secret file {file} is not valid {kind}") from None
+    value = document.get(ref.key) if isinstance(document, dict) else None
+    if not isinstance(value, str):
+        raise SecretError(
+            site_path, key, f"secret file {file} has no string value under key '{ref.key}'"
+        )
+    return value
+
+
+def _check_paths(site: Site) -> None:
+    shown = str(site.path)
+    checks: list[tuple[str, Any]] = []
+    for section_name in ("idm", "package", "certificate_manager", "messaging"):
+        section = getattr(site, section_name)
+        if section is None:
+            continue
+        for field_name in (
+            "ca_bundle",
+            "path",
+            "officer_keystore",
+            "connection_zip",
+            "application_yml",
+            "trust_certs",
+        ):
+            if field_name in type(section).model_fields:
+                checks.append((f"{section_name}.{field_name}", getattr(section, field_name)))
+    for index, endpoint in enumerate(site.endpoints):
+        for field_name in ("ca_bundle", "client_cert", "client_key"):
+            checks.append((f"endpoints[{index}].{field_name}", getattr(endpoint, field_name)))
+    for key, value in checks:
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is not None and not Path(item).is_file():
+                raise SiteError(shown, key, f"file {item} does not exist")
+
+
+def resolve_site(site: Site) -> Site:
+    """Resolve every secret reference and check every named file; register secrets for masking."""
+    _check_paths(site)
+    shown = str(site.path)
+    for key, ref in site.secret_refs().items():
+        value = _read_secret(ref, key, shown)
+        if len(value) < MIN_SECRET_LENGTH:
+            raise SecretError(
+                shown,
+                key,
+                f"the secret from {ref.source} is shorter than {MIN_SECRET_LENGTH} characters",
+            )
+        secret = Secret(value, ref.source)
+        MASKER.register(secret)
+        ref._secret = secret
+    return site
+
+
+def load_site(path: Path, lab_state: Path | None = None) -> Site:
+    """Parse and resolve in one call, for targets that need no preparation between the two."""
+    return resolve_site(parse_site(path, lab_state))

@@ -1,0 +1,256 @@
+"""A bad site file stops the run before any test: one sentence naming file and key, exit 4."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from smartid.errors import SecretError, SiteError
+from smartid.site import load_site, parse_site
+from tests.helpers import ROOT, run_suite
+
+SECRET = "Sup3r-secret-value-42"
+
+REMOTE_HEAD = """
+target = "remote"
+[idm]
+admin_url = "https://idm.test:8443/idm-admin"
+operator_url = "https://idm.test:8443/idm-operator"
+"""
+
+# (id, site text, files to create beside it, environment, key named, words of the problem)
+BAD_SITES = [
+    ("not-toml", 'target = "remote"\n[idm\n', {}, {}, None, "not valid TOML"),
+    (
+        "unknown-key",
+        REMOTE_HEAD + 'admin_password = { env = "P" }\ncolour = "blue"\n',
+        {},
+        {"P": SECRET},
+        "idm.colour",
+        "unknown key",
+    ),
+    (
+        "wrong-type",
+        REMOTE_HEAD + 'admin_password = { env = "P" }\ntenant_id = "one"\n',
+        {},
+        {"P": SECRET},
+        "idm.tenant_id",
+        "valid integer",
+    ),
+    ("missing-required", REMOTE_HEAD, {}, {}, "idm.admin_password", "required key is missing"),
+    (
+        "secret-env-unset",
+        REMOTE_HEAD + 'admin_password = { env = "SMARTID_TEST_UNSET" }\n',
+        {},
+        {},
+        "idm.admin_password",
+        "environment variable SMARTID_TEST_UNSET is not set",
+    ),
+    (
+        "secret-file-missing",
+        REMOTE_HEAD + 'admin_password = { file = "nope.txt" }\n',
+        {},
+        {},
+        "idm.admin_password",
+        "nope.txt does not exist",
+    ),
+    (
+        "secret-file-key-missing",
+        REMOTE_HEAD + 'admin_password = { file = "s.json", key = "admin" }\n',
+        {"s.json": json.dumps({"other": SECRET})},
+        {},
+        "idm.admin_password",
+        "has no string value under key 'admin'",
+    ),
+    (
+        "secret-file-not-json",
+        REMOTE_HEAD + 'admin_password = { file = "s.json", key = "admin" }\n',
+        {"s.json": '{"admin": "' + SECRET + '"'},
+        {},
+        "idm.admin_password",
+        "is not valid JSON",
+    ),
+    (
+        "url-not-https",
+        REMOTE_HEAD.replace("https://idm.test:8443/idm-admin", "http://idm.test/a")
+        + 'admin_password = { env = "P" }\n',
+        {},
+        {"P": SECRET},
+        "idm.admin_url",
+        "must be an https:// URL",
+    ),
+    (
+        "ca-bundle-missing",
+        REMOTE_HEAD + 'admin_password = { env = "P" }\nca_bundle = "none.pem"\n',
+        {},
+        {"P": SECRET},
+        "idm.ca_bundle",
+        "none.pem does not exist",
+    ),
+    (
+        "remote-without-url",
+        'target = "remote"\n[idm]\nadmin_password = { env = "P" }\n',
+        {},
+        {"P": SECRET},
+        "idm.admin_url",
+        'required when target is "remote"',
+    ),
+    (
+        "secret-too-short",
+        REMOTE_HEAD + 'admin_password = { env = "P" }\n',
+        {},
+        {"P": "abc"},
+        "idm.admin_password",
+        "shorter than 6 characters",
+    ),
+    (
+        "waiver-bad-date",
+        REMOTE_HEAD + 'admin_password = { env = "P" }\n[[waivers]]\n'
+        'check = "TLS-001"\nreason = "r"\nowner = "o"\nuntil = "soon"\n',
+        {},
+        {"P": SECRET},
+        "waivers[0].until",
+        "valid date",
+    ),
+]
+
+
+def _write(tmp_path: Path, text: str, files: dict[str, str]) -> Path:
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    site = tmp_path / "site.toml"
+    site.write_text(text)
+    return site
+
+
+@pytest.mark.parametrize(
+    ("text", "files", "env", "key", "problem"),
+    [case[1:] for case in BAD_SITES],
+    ids=[case[0] for case in BAD_SITES],
+)
+def test_bad_site_is_one_sentence_naming_file_and_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    files: dict[str, str],
+    env: dict[str, str],
+    key: str | None,
+    problem: str,
+) -> None:
+    site = _write(tmp_path, text, files)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SiteError) as caught:
+        load_site(site)
+    message = str(caught.value)
+    assert message.startswith(f"{site}: ")
+    if key:
+        assert f"key '{key}'" in message
+    assert problem in message
+    assert "\n" not in message
+    assert SECRET not in message
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "case", ["unknown-key", "secret-env-unset", "secret-file-not-json", "url-not-https"]
+)
+def test_suite_run_with_bad_site_exits_4_without_traceback(
+    tmp_path: Path, suite_env: dict[str, str], case: str
+) -> None:
+    _, text, files, env, _key, problem = next(c for c in BAD_SITES if c[0] == case)
+    site = _write(tmp_path, text, files)
+    run = run_suite("-m", "setup", f"--site={site}", env={**suite_env, **env})
+    assert run.returncode == 4, run.output
+    assert problem in run.output
+    assert "Traceback" not in run.output
+    assert SECRET not in run.output
+    errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, run.output
+
+
+def test_secret_repr_and_str_are_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("P", SECRET)
+    site = load_site(_write(tmp_path, REMOTE_HEAD + 'admin_password = { env = "P" }\n', {}))
+    assert site.idm is not None
+    secret = site.idm.admin_password.get()
+    assert secret.reveal() == SECRET
+    for shown in (str(secret), repr(secret), f"{secret}", repr(site), str(site.model_dump())):
+        assert SECRET not in shown
+
+
+def test_secret_from_toml_file_with_key(tmp_path: Path) -> None:
+    site = load_site(
+        _write(
+            tmp_path,
+            REMOTE_HEAD + 'admin_password = { file = "s.toml", key = "pw" }\n',
+            {"s.toml": f'pw = "{SECRET}"\n'},
+        )
+    )
+    assert site.idm is not None
+    assert site.idm.admin_password.get().reveal() == SECRET
+
+
+def test_whole_file_secret_is_stripped(tmp_path: Path) -> None:
+    site = load_site(
+        _write(
+            tmp_path,
+            REMOTE_HEAD + 'admin_password = { file = "pw.txt" }\n',
+            {"pw.txt": SECRET + "\n"},
+        )
+    )
+    assert site.idm is not None
+    assert site.idm.admin_password.get().reveal() == SECRET
+
+
+@pytest.mark.parametrize("name", ["lab.toml", "example.toml"])
+def test_shipped_site_files_are_valid(tmp_path: Path, name: str) -> None:
+    site = parse_site(ROOT / "sites" / name, lab_state=tmp_path)
+    assert site.name == name.removesuffix(".toml")
+
+
+def test_example_site_names_every_key() -> None:
+    """sites/example.toml documents every key of the site model."""
+    from smartid import site as model
+
+    text = (ROOT / "sites" / "example.toml").read_text()
+    sections = [
+        model.IdmSection,
+        model.PackageSection,
+        model.CertificateManagerSection,
+        model.MessagingSection,
+        model.TlsPolicy,
+        model.Endpoint,
+        model.Waiver,
+        model.Binding,
+        model.Site,
+    ]
+    missing = [
+        f"{cls.__name__}.{field}"
+        for cls in sections
+        for field in cls.model_fields
+        if f"{field} =" not in text
+        and f"[{field}]" not in text
+        and f"[[{field}]]" not in text
+        and f"[{field}." not in text
+    ]
+    assert missing == []
+
+
+def test_lab_placeholder_outside_lab_is_refused(tmp_path: Path) -> None:
+    text = REMOTE_HEAD + 'admin_password = { file = "{lab_state}/secrets.json", key = "a" }\n'
+    with pytest.raises(SiteError, match=r"idm\.admin_password\.file"):
+        parse_site(_write(tmp_path, text, {}))
+
+
+def test_default_password_probe_follows_target(tmp_path: Path) -> None:
+    remote = parse_site(_write(tmp_path, REMOTE_HEAD + 'admin_password = { env = "P" }\n', {}))
+    assert remote.probe_default_password is False
+    lab = parse_site(ROOT / "sites" / "lab.toml", lab_state=tmp_path)
+    assert lab.probe_default_password is True
+
+
+def test_secret_error_is_a_site_error() -> None:
+    assert issubclass(SecretError, SiteError)
