@@ -9,7 +9,7 @@ given as `--site=PATH` (with `=`) or through `SMARTID_SITE`.
 
 import pytest
 
-pytest_plugins = ["fixtures.site"]
+pytest_plugins = ["fixtures.site", "fixtures.lab"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,16 +1,32 @@
-"""The lab's state directory: where everything the lab knows lives, so that stopping or killing
-the lab loses nothing (DESIGN §2, §4)."""
+"""The lab's state directory: everything the lab knows lives here, so that stopping or killing the
+lab loses nothing (DESIGN §2, §4).
+
+    secrets.json         every secret value of the lab site (0600)
+    ports.json           the ports chosen on first start, kept so that URLs stay valid
+    pki/                 root and issuing CA, server certificates, the CM officer keystore
+    idm.sqlite           Identity Manager's database (WAL), with the audit log of every write
+    SharedCredentials.zip  the demo package, built from the lab's sources
+    lab.lock             taken by whoever starts the lab, so parallel runs start one
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import socket
 from pathlib import Path
 
-__all__ = ["DEFAULT_STATE_DIR", "LabState", "resolve_state_dir"]
+from smartid.lab import factory
+from smartid.lab.package import demo_package
+from smartid.lab.pki import LabPKI
+from smartid.lab.store import Store
+
+__all__ = ["DEFAULT_PORTS", "DEFAULT_STATE_DIR", "LabState", "resolve_state_dir"]
 
 DEFAULT_STATE_DIR = Path(".lab")
+# IDM's HTTPS port as in the vendor's examples, Hermod's documented port, and one for CM.
+DEFAULT_PORTS = {"idm": 18443, "hermod": 20400, "cm": 18444}
 SECRET_NAMES = ("admin_password", "hermod_password", "officer_keystore_password")
 
 
@@ -18,6 +34,33 @@ def resolve_state_dir(explicit: str | Path | None = None) -> Path:
     """`explicit` > `SMARTID_LAB_STATE` > `.lab/`, as an absolute path."""
     chosen = explicit or os.environ.get("SMARTID_LAB_STATE") or DEFAULT_STATE_DIR
     return Path(chosen).expanduser().resolve()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class LabState:
@@ -30,15 +73,56 @@ class LabState:
     def secrets_file(self) -> Path:
         return self.path / "secrets.json"
 
+    @property
+    def ports_file(self) -> Path:
+        return self.path / "ports.json"
+
+    @property
+    def database(self) -> Path:
+        return self.path / "idm.sqlite"
+
+    @property
+    def package_file(self) -> Path:
+        return self.path / "SharedCredentials.zip"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "lab.lock"
+
+    @property
+    def pki(self) -> LabPKI:
+        return LabPKI(self.path / "pki")
+
     def ensure(self) -> None:
-        """Create the directory and the secrets file on first use; never overwrite them."""
+        """Create what is missing (factory state on first use); never overwrite what exists."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.secrets_file.exists():
             values = {name: secrets.token_urlsafe(18) for name in SECRET_NAMES}
-            fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(values, handle, indent=2)
+            _write_private(self.secrets_file, json.dumps(values, indent=2).encode())
+        if not self.ports_file.exists():
+            chosen: dict[str, int] = {}
+            for name, port in DEFAULT_PORTS.items():
+                chosen[name] = port if _port_is_free(port) else _free_port()
+            _write_private(self.ports_file, json.dumps(chosen, indent=2).encode())
+        self.pki.ensure(self.secrets()["officer_keystore_password"])
+        package = demo_package("shared_credentials")
+        if not self.package_file.exists() or self.package_file.read_bytes() != package:
+            self.package_file.write_bytes(package)
+        if not self.database.exists():
+            factory.create(Store(self.database))
 
     def secrets(self) -> dict[str, str]:
         data: dict[str, str] = json.loads(self.secrets_file.read_text(encoding="utf-8"))
         return data
+
+    def ports(self) -> dict[str, int]:
+        data: dict[str, int] = json.loads(self.ports_file.read_text(encoding="utf-8"))
+        return data
+
+    def endpoints(self) -> dict[str, str]:
+        ports = self.ports()
+        idm = f"https://localhost:{ports['idm']}"
+        return {
+            "idm_admin": f"{idm}/idm-admin",
+            "idm_operator": f"{idm}/idm-operator",
+        }

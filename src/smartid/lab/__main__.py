@@ -1,0 +1,5 @@
+import sys
+
+from smartid.lab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""`smartid-lab`: serve, reset and inspect the embedded lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from smartid.errors import SmartIDError
+from smartid.lab import factory
+from smartid.lab.server import LabServer, probe
+from smartid.lab.state import LabState, resolve_state_dir
+from smartid.lab.store import Store
+
+__all__ = ["main", "status"]
+
+
+def status(state: LabState) -> dict[str, Any]:
+    """The lab's status document (whether or not it runs)."""
+    state.ensure()
+    officer = state.pki.officer
+    return {
+        "running": probe(state),
+        "state_dir": str(state.path),
+        "endpoints": state.endpoints(),
+        "ca_bundle": str(state.pki.ca_bundle),
+        "officer": {"cert": str(officer.cert), "key": str(officer.key), "p12": str(officer.p12)},
+        "writes": Store(state.database).audit_count(),
+        "secrets_file": str(state.secrets_file),
+        "package": str(state.package_file),
+    }
+
+
+def _serve(state: LabState) -> int:
+    server = LabServer(state)
+    started = time.monotonic()
+    server.start()
+    endpoints = state.endpoints()
+    print(
+        f"smartid-lab: serving from {state.path} (started in {time.monotonic() - started:.2f} s)",
+        flush=True,
+    )
+    for name, url in endpoints.items():
+        print(f"  {name:14} {url}", flush=True)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smartid-lab", description=__doc__)
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        help="lab state directory (default: $SMARTID_LAB_STATE, else .lab/)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the lab in the foreground until stopped")
+    commands.add_parser("reset", help="return the lab to factory state")
+    status_parser = commands.add_parser("status", help="show whether the lab runs, and where")
+    status_parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    state = LabState(resolve_state_dir(args.state_dir))
+    try:
+        if args.command == "serve":
+            return _serve(state)
+        if args.command == "reset":
+            state.ensure()
+            factory.reset(Store(state.database))
+            print(f"smartid-lab: {state.path} is back to factory state")
+            return 0
+        document = status(state)
+        if args.json:
+            print(json.dumps(document, indent=2))
+        else:
+            print(f"running: {'yes' if document['running'] else 'no'}")
+            for name, url in document["endpoints"].items():
+                print(f"{name}: {url}")
+        return 0 if document["running"] else 3
+    except SmartIDError as exc:
+        print(f"smartid-lab: {exc}", file=sys.stderr)
+        return 2

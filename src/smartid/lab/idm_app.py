@@ -1,0 +1,149 @@
+"""Identity Manager in the lab: one HTTPS server with the two Tomcat context paths.
+
+Vendor-documented part: the deploy API `GET|POST /idm-admin/ws/deploy/configuration?tenantId=N
+[&overwrite=true]` with HTTP Basic, zip in and zip out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from smartid.lab.deploy import DeployConflict, export_configuration, install
+from smartid.lab.package import PackageRejected, read_package
+from smartid.lab.store import Store
+
+__all__ = ["MAX_UPLOAD_BYTES", "IdmLab", "create_idm_app"]
+
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+ADMIN_ROLE = "Administrator"
+
+
+@dataclass
+class IdmLab:
+    """What the IDM app needs from the lab."""
+
+    store: Store
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(
+        401,
+        "authentication required",
+        headers={"WWW-Authenticate": 'Basic realm="Identity Manager"'},
+    )
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise _unauthorized()
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _unauthorized() from None
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        raise _unauthorized()
+    return user, password
+
+
+def authenticate(lab: IdmLab, request: Request, tenant: int, role: str | None) -> str:
+    """The authenticated user name; 401 without revealing whether the user exists."""
+    user, password = _basic_credentials(request)
+    if not lab.store.check_password(tenant, user, password):
+        raise _unauthorized()
+    if role is not None:
+        stored = lab.store.get(tenant, "user", user)
+        if stored is None or role not in stored.data.get("roles", []):
+            raise HTTPException(403, f"user lacks the role '{role}'")
+    return user
+
+
+def _tenant(lab: IdmLab, tenant_id: int | None) -> int:
+    if tenant_id is None:
+        raise HTTPException(400, "query parameter tenantId is required")
+    if not lab.store.tenant_exists(tenant_id):
+        raise HTTPException(400, f"unknown tenant {tenant_id}")
+    return tenant_id
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"upload larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"upload larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_idm_app(lab: IdmLab) -> FastAPI:
+    app = FastAPI(
+        title="Smart ID lab: Identity Manager",
+        version="1.0",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/idm-admin/api/v1/openapi.json",
+    )
+
+    @app.get("/idm-admin/", include_in_schema=False)
+    def admin_banner() -> dict[str, str]:
+        return {"component": "Identity Manager Admin", "lab": "smartid"}
+
+    @app.get("/idm-operator/", include_in_schema=False)
+    def operator_banner() -> dict[str, str]:
+        return {"component": "Identity Manager Operator", "lab": "smartid"}
+
+    @app.get(
+        "/idm-admin/ws/deploy/configuration",
+        tags=["deploy"],
+        response_class=Response,
+        summary="Download the tenant's configuration zip",
+    )
+    def download(
+        request: Request, tenant_id: int | None = Query(None, alias="tenantId")
+    ) -> Response:
+        user_tenant = _tenant(lab, tenant_id)
+        authenticate(lab, request, user_tenant, ADMIN_ROLE)
+        data = export_configuration(lab.store, user_tenant)
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"Content-Disposition": 'attachment; filename="configuration.zip"'},
+        )
+
+    @app.post(
+        "/idm-admin/ws/deploy/configuration", tags=["deploy"], summary="Upload a configuration zip"
+    )
+    async def upload(
+        request: Request,
+        tenant_id: int | None = Query(None, alias="tenantId"),
+        overwrite: bool = False,
+    ) -> JSONResponse:
+        tenant = await run_in_threadpool(_tenant, lab, tenant_id)
+        user = await run_in_threadpool(authenticate, lab, request, tenant, ADMIN_ROLE)
+        body = await _bounded_body(request, MAX_UPLOAD_BYTES)
+        try:
+            package = await run_in_threadpool(read_package, body)
+        except PackageRejected as exc:
+            raise HTTPException(400, f"package refused: {exc}") from None
+        try:
+            result = await run_in_threadpool(
+                lambda: install(lab.store, tenant, package, overwrite=overwrite, actor=user)
+            )
+        except DeployConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        return JSONResponse(result.as_json())
+
+    return app

@@ -1,0 +1,172 @@
+"""`smartid-lab` serve, status and reset; the suite starting the lab; durability under SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from smartid.errors import SmartIDError
+from smartid.lab.package import PackageObject, write_package
+from smartid.lab.server import probe
+from smartid.lab.state import LabState
+from smartid.lab.store import Store
+from tests.helpers import run_suite
+from tests.lab import basic, lab_session, new_state, running_lab
+
+pytestmark = pytest.mark.lab
+
+
+def _cli(state: LabState, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smartid.lab", "--state-dir", str(state.path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[tuple[LabState, subprocess.Popen[bytes]]]:
+    state = new_state(tmp_path / "lab")
+    with running_lab(state) as process:
+        yield state, process
+
+
+def test_status_of_stopped_lab_exits_3_with_every_field(tmp_path: Path) -> None:
+    state = new_state(tmp_path / "lab")
+    done = _cli(state, "status", "--json")
+    assert done.returncode == 3, done.stderr
+    document = json.loads(done.stdout)
+    assert document["running"] is False
+    assert set(document["endpoints"]) >= {"idm_admin", "idm_operator"}
+    assert document["endpoints"]["idm_admin"].startswith("https://localhost:")
+    assert Path(document["ca_bundle"]).read_text().count("BEGIN CERTIFICATE") == 2
+    assert all(Path(document["officer"][k]).is_file() for k in ("cert", "key", "p12"))
+    assert document["writes"] >= 1
+    secrets = json.loads(Path(document["secrets_file"]).read_text())
+    assert {"admin_password", "hermod_password", "officer_keystore_password"} <= set(secrets)
+
+
+def test_serve_answers_and_stops_on_sigterm(
+    serving: tuple[LabState, subprocess.Popen[bytes]],
+) -> None:
+    state, process = serving
+    done = _cli(state, "status", "--json")
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["running"] is True
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    assert not probe(state)
+
+
+def test_reset_returns_to_factory_state(
+    request: pytest.FixtureRequest,
+    serving: tuple[LabState, subprocess.Popen[bytes]],
+) -> None:
+    state, _ = serving
+    http = lab_session(state)
+    request.addfinalizer(http.close)
+    url = f"{state.endpoints()['idm_admin']}/ws/deploy/configuration?tenantId=1"
+    assert (
+        http.post(
+            url, data=state.package_file.read_bytes(), headers=basic("admin", "admin")
+        ).status_code
+        == 200
+    )
+    assert "SharedCredentials" in {p["name"] for p in Store(state.database).packages(1)}
+    done = _cli(state, "reset")
+    assert done.returncode == 0, done.stderr
+    assert {p["name"] for p in Store(state.database).packages(1)} == {"Users"}
+    assert http.get(url, headers=basic("admin", "admin")).status_code == 200
+
+
+def _burst_package(index: int) -> bytes:
+    objects = [
+        PackageObject(
+            kind="data_pool", name=f"Burst pool {index}", data={"name": f"Burst pool {index}"}
+        ),
+        PackageObject(
+            kind="data_pool", name=f"Burst extra {index}", data={"name": f"Burst extra {index}"}
+        ),
+    ]
+    return write_package(f"Burst{index}", "1.0.0", "durability test", objects)
+
+
+def test_sigkill_during_upload_burst_keeps_every_acknowledged_upload(
+    serving: tuple[LabState, subprocess.Popen[bytes]],
+) -> None:
+    state, process = serving
+    url = f"{state.endpoints()['idm_admin']}/ws/deploy/configuration?tenantId=1"
+    acknowledged: list[int] = []
+    lock = threading.Lock()
+
+    def upload(index: int) -> None:
+        try:
+            with lab_session(state) as http:
+                response = http.post(
+                    url, data=_burst_package(index), headers=basic("admin", "admin")
+                )
+        except SmartIDError:
+            return
+        if response.status_code == 200:
+            with lock:
+                acknowledged.append(index)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for index in range(60):
+            pool.submit(upload, index)
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 8 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(acknowledged) >= 8
+    store = Store(state.database)
+    installed = {p["name"] for p in store.packages(1) if p["name"].startswith("Burst")}
+    assert {f"Burst{i}" for i in acknowledged} <= installed
+    pools = {obj.name for obj in store.objects(1, "data_pool")}
+    for name in installed:
+        index = name.removeprefix("Burst")
+        assert {f"Burst pool {index}", f"Burst extra {index}"} <= pools, name
+    deploys = [r for r in store.audit() if r.action == "deploy" and "Burst" in r.object]
+    assert len(deploys) == len(installed)
+
+
+@pytest.mark.e2e
+def test_suite_starts_the_lab_and_stops_what_it_started(tmp_path: Path) -> None:
+    state = new_state(tmp_path / "lab")
+    run = run_suite(
+        "-m",
+        "setup",
+        env={"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(tmp_path / "state")},
+    )
+    assert run.returncode in (0, 5), run.output
+    assert "serving from" in (state.path / "lab.log").read_text()
+    assert not probe(state)
+
+
+@pytest.mark.e2e
+def test_suite_leaves_a_running_lab_running(
+    serving: tuple[LabState, subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    state, process = serving
+    run = run_suite(
+        "-m",
+        "setup",
+        env={"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(tmp_path / "state")},
+    )
+    assert run.returncode in (0, 5), run.output
+    assert process.poll() is None
+    assert probe(state)
