@@ -34,6 +34,6 @@ def create(store: Store) -> None:
 def reset(store: Store) -> None:
     """Back to factory state in place, so that a running lab keeps serving."""
     with store.write("factory", "reset", "all tenants", "back to factory state") as db:
-        for table in ("objects", "packages", "passwords", "tenants"):
+        for table in ("objects", "packages", "passwords", "tenants", "files"):
             db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
     create(store)

@@ -6,22 +6,23 @@ Vendor-documented part: the deploy API `GET|POST /idm-admin/ws/deploy/configurat
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from smartid.lab.admin_api import Actions, create_admin_router
 from smartid.lab.deploy import DeployConflict, export_configuration, install
 from smartid.lab.package import PackageRejected, read_package
 from smartid.lab.store import Store
+from smartid.lab.web import basic_credentials, bounded_body, unauthorized
 
 __all__ = ["MAX_UPLOAD_BYTES", "IdmLab", "create_idm_app"]
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 ADMIN_ROLE = "Administrator"
+REALM = "Identity Manager"
 
 
 @dataclass
@@ -29,36 +30,14 @@ class IdmLab:
     """What the IDM app needs from the lab."""
 
     store: Store
-
-
-def _unauthorized() -> HTTPException:
-    return HTTPException(
-        401,
-        "authentication required",
-        headers={"WWW-Authenticate": 'Basic realm="Identity Manager"'},
-    )
-
-
-def _basic_credentials(request: Request) -> tuple[str, str]:
-    header = request.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        raise _unauthorized()
-    try:
-        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise _unauthorized() from None
-    user, sep, password = decoded.partition(":")
-    if not sep:
-        raise _unauthorized()
-    return user, password
+    actions: Actions = field(default_factory=Actions)
 
 
 def authenticate(lab: IdmLab, request: Request, tenant: int, role: str | None) -> str:
     """The authenticated user name; 401 without revealing whether the user exists."""
-    user, password = _basic_credentials(request)
+    user, password = basic_credentials(request, REALM)
     if not lab.store.check_password(tenant, user, password):
-        raise _unauthorized()
+        raise unauthorized(REALM)
     if role is not None:
         stored = lab.store.get(tenant, "user", user)
         if stored is None or role not in stored.data.get("roles", []):
@@ -72,20 +51,6 @@ def _tenant(lab: IdmLab, tenant_id: int | None) -> int:
     if not lab.store.tenant_exists(tenant_id):
         raise HTTPException(400, f"unknown tenant {tenant_id}")
     return tenant_id
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"upload larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"upload larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_idm_app(lab: IdmLab) -> FastAPI:
@@ -133,7 +98,7 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
     ) -> JSONResponse:
         tenant = await run_in_threadpool(_tenant, lab, tenant_id)
         user = await run_in_threadpool(authenticate, lab, request, tenant, ADMIN_ROLE)
-        body = await _bounded_body(request, MAX_UPLOAD_BYTES)
+        body = await bounded_body(request, MAX_UPLOAD_BYTES)
         try:
             package = await run_in_threadpool(read_package, body)
         except PackageRejected as exc:
@@ -146,4 +111,10 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
         return JSONResponse(result.as_json())
 
+    def admin(request: Request, tenant: int) -> str:
+        if not lab.store.tenant_exists(tenant):
+            raise HTTPException(400, f"unknown tenant {tenant}")
+        return authenticate(lab, request, tenant, ADMIN_ROLE)
+
+    app.include_router(create_admin_router(lab.store, admin, lab.actions))
     return app

@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS passwords (
     tenant INTEGER NOT NULL, user TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY (tenant, user));
+CREATE TABLE IF NOT EXISTS files (
+    tenant INTEGER NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL,
+    sha256 TEXT NOT NULL, PRIMARY KEY (tenant, owner, name));
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, tenant INTEGER, actor TEXT NOT NULL,
     action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL);
@@ -163,6 +166,13 @@ class Store:
         ).fetchone()
         return row is not None
 
+    def file(self, tenant: int, owner: str, name: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT data FROM files WHERE tenant = ? AND owner = ? AND name = ?",
+            (tenant, owner, name),
+        ).fetchone()
+        return bytes(row["data"]) if row is not None else None
+
     def audit_count(self) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM audit").fetchone()
         return int(row[0])
@@ -237,6 +247,22 @@ class Store:
             "ON CONFLICT (tenant, user) DO UPDATE SET salt = excluded.salt, hash = excluded.hash",
             (tenant, user, salt, digest),
         )
+
+    @staticmethod
+    def put_file(db: sqlite3.Connection, tenant: int, owner: str, name: str, data: bytes) -> None:
+        db.execute(
+            "INSERT INTO files (tenant, owner, name, data, sha256) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (tenant, owner, name) DO UPDATE SET data = excluded.data, "
+            "sha256 = excluded.sha256",
+            (tenant, owner, name, data, hashlib.sha256(data).hexdigest()),
+        )
+
+    @staticmethod
+    def delete_object(db: sqlite3.Connection, tenant: int, kind: str, name: str) -> bool:
+        cursor = db.execute(
+            "DELETE FROM objects WHERE tenant = ? AND kind = ? AND name = ?", (tenant, kind, name)
+        )
+        return cursor.rowcount > 0
 
     @staticmethod
     def add_tenant(db: sqlite3.Connection, tenant: int, name: str) -> None:

@@ -1,0 +1,503 @@
+"""Certificate Manager: the connection zip IDM Admin takes on the CA's General tab, and a client.
+
+The real layout of CM's connection zip is not public (SMARTID-DOMAIN §3.1); the suite's own,
+built on the documented `Nexus_CM.properties` name and `caTokenProcedureImportCert` key, is:
+
+    Nexus_CM.properties   cm.url, cm.keystore.file, cm.keystore.password, cm.truststore.files
+                          (comma-separated entry names), cm.transport=REST and, when given,
+                          caTokenProcedureImportCert
+    <keystore name>       the IDM officer's PKCS#12 keystore (client certificate for CM)
+    trust/<n>.pem         the certificates that CM's TLS server certificate chains to
+
+The reader takes files a user hands over, so it refuses what could escape a folder or exhaust
+memory before it parses anything, and every refusal is one sentence naming the entry or the
+property, never a password. The client's paths are the lab CM's (docs/cm-lab-api.md), because
+CM's REST API is not public either.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from smartid.errors import ProtocolError
+from smartid.http import Timeouts, check_status, session
+from smartid.masking import MASKER, Secret
+
+__all__ = [
+    "MAX_ENTRIES",
+    "MAX_TOTAL_BYTES",
+    "PROPERTIES",
+    "CMPing",
+    "ConnectionZip",
+    "ConnectionZipError",
+    "build_connection_zip",
+    "client_cert_files",
+    "cm_ping",
+    "cm_token_procedures",
+    "keystore_password",
+    "pkcs12_encryption",
+    "read_connection_zip",
+    "reencode_pkcs12",
+]
+
+PROPERTIES = "Nexus_CM.properties"
+MAX_ENTRIES = 50
+MAX_TOTAL_BYTES = 10 * 1024 * 1024
+
+_URL, _KEYSTORE, _PASSWORD = "cm.url", "cm.keystore.file", "cm.keystore.password"
+_TRUST, _TRANSPORT, _IMPORT = "cm.truststore.files", "cm.transport", "caTokenProcedureImportCert"
+_REQUIRED = (_URL, _KEYSTORE, _PASSWORD)
+# Fixed timestamp and attributes: the same input gives the same bytes, hence the same sha256.
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+# A zip is its entries plus headers; anything larger cannot expand within MAX_TOTAL_BYTES.
+_MAX_UPLOAD_BYTES = MAX_TOTAL_BYTES + 1024 * 1024
+# Java keytool's own PKCS#12 iteration count: every Java that reads these files accepts it.
+_KDF_ROUNDS = 10_000
+_FILE_MODE = 0o600
+# DER of the algorithm identifiers that tell the two PKCS#12 encryptions apart.
+_PBES2_OID = bytes.fromhex("06092a864886f70d01050d")  # 1.2.840.113549.1.5.13
+_AES_CBC_OID_PREFIX = bytes.fromhex("06096086480165030401")  # 2.16.840.1.101.3.4.1.*
+_PKCS12_PBE_OID_PREFIX = bytes.fromhex("060a2a864886f70d010c01")  # 1.2.840.113549.1.12.1.*
+_BAD_KEYSTORE = "wrong keystore password or corrupt keystore"
+# The key types a PKCS#12 keystore can be written with (pkcs12.PKCS12PrivateKeyTypes).
+_PKCS12_KEYS = (
+    rsa.RSAPrivateKey,
+    dsa.DSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
+
+
+class ConnectionZipError(ValueError):
+    """A connection zip is not usable; one sentence naming the entry or property, no password."""
+
+
+@dataclass(frozen=True, repr=False)
+class ConnectionZip:
+    """A connection zip as read; `properties` holds the keystore password, so repr hides it."""
+
+    properties: Mapping[str, str]
+    keystore_name: str
+    keystore: bytes  # the officer's PKCS#12
+    trust_certs: tuple[bytes, ...]  # PEM, one item per trust file
+
+    @property
+    def url(self) -> str:
+        return self.properties[_URL]
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionZip(url={self.url!r}, keys={sorted(self.properties)}, "
+            f"keystore_name={self.keystore_name!r}, keystore=<{len(self.keystore)} bytes>, "
+            f"trust_certs=<{len(self.trust_certs)} files>)"
+        )
+
+
+@dataclass(frozen=True)
+class CMPing:
+    """What CM said about the connection: the officer it saw and the TLS version."""
+
+    officer: str
+    serial: str
+    issuer: str
+    protocol: str
+
+
+def build_connection_zip(
+    *,
+    url: str,
+    keystore: bytes,
+    keystore_password: Secret,
+    trust_certs: Sequence[bytes],
+    keystore_name: str = "idm-officer.p12",
+    import_procedure: str | None = None,
+) -> bytes:
+    """The connection zip: deterministic bytes (sorted entries, fixed 1980-01-01 timestamps,
+    stored not deflated), so the same input gives the same sha256 and setup can tell that the
+    uploaded zip is already the wanted one. ConnectionZipError for input the reader would refuse.
+    """
+    if not _safe_name(keystore_name) or keystore_name == PROPERTIES:
+        raise ConnectionZipError(f"keystore name {keystore_name!r} is not a plain entry name")
+    trust_names = [f"trust/{n}.pem" for n in range(1, len(trust_certs) + 1)]
+    properties = {
+        _URL: url,
+        _KEYSTORE: keystore_name,
+        _PASSWORD: keystore_password.reveal(),
+        _TRUST: ",".join(trust_names),
+        _TRANSPORT: "REST",
+    }
+    if import_procedure is not None:
+        properties[_IMPORT] = import_procedure
+    files = {PROPERTIES: _properties_bytes(properties), keystore_name: keystore}
+    files.update(zip(trust_names, trust_certs, strict=True))
+    data = _zip(files)
+    read_connection_zip(data)  # what the suite builds, it can read back
+    return data
+
+
+def read_connection_zip(data: bytes) -> ConnectionZip:
+    """The connection zip in `data`, or ConnectionZipError.
+
+    Refused: not a zip; an entry with a '..' component, an absolute path, a backslash or a drive
+    letter, or an encrypted or duplicate entry; more than MAX_ENTRIES entries or more than
+    MAX_TOTAL_BYTES expanded; no Nexus_CM.properties, or one without cm.url, cm.keystore.file or
+    cm.keystore.password; the keystore or a trust file it names missing from the zip; a keystore
+    that does not open with the password or lacks a key or a certificate; a trust file that is
+    not PEM certificates.
+    """
+    entries = _read_entries(data)
+    if PROPERTIES not in entries:
+        raise ConnectionZipError(f"the connection zip has no {PROPERTIES}")
+    try:
+        text = entries[PROPERTIES].decode("utf-8")
+    except UnicodeDecodeError:
+        text = entries[PROPERTIES].decode("latin-1")  # Java's own encoding for .properties
+    properties = _parse_properties(text)
+    for key in _REQUIRED:
+        if not properties.get(key):
+            raise ConnectionZipError(f"{PROPERTIES} lacks {key}")
+    name = properties[_KEYSTORE]
+    if name not in entries:
+        raise ConnectionZipError(f"the keystore {name!r} named by {_KEYSTORE} is not in the zip")
+    try:
+        _load_keystore(entries[name], properties[_PASSWORD])
+    except ValueError as exc:
+        raise ConnectionZipError(f"entry {name!r}: {exc}") from None
+    trust = []
+    for trust_name in filter(None, (n.strip() for n in properties.get(_TRUST, "").split(","))):
+        if trust_name not in entries:
+            raise ConnectionZipError(f"the trust file {trust_name!r} named by {_TRUST} is missing")
+        try:
+            x509.load_pem_x509_certificates(entries[trust_name])
+        except ValueError:
+            raise ConnectionZipError(f"entry {trust_name!r} is not PEM certificates") from None
+        trust.append(entries[trust_name])
+    return ConnectionZip(MappingProxyType(properties), name, entries[name], tuple(trust))
+
+
+def keystore_password(zip: ConnectionZip) -> Secret:
+    """The keystore password, registered with the masker so that no report shows it."""
+    secret = Secret(zip.properties[_PASSWORD], f"{PROPERTIES} {_PASSWORD}")
+    MASKER.register(secret)
+    return secret
+
+
+def reencode_pkcs12(data: bytes, password: Secret, *, legacy: bool) -> bytes:
+    """The same key, certificate and CA certificates under the same password, encrypted with
+    AES-256-CBC and PBKDF2/HMAC-SHA256, or with `legacy` 3DES and a SHA-1 MAC, the only
+    encryption Java runtimes before 8u301 can open. ValueError if it does not open."""
+    key, cert, cas, friendly = _load_keystore(data, password.reveal())
+    builder = serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(_KDF_ROUNDS)
+    if legacy:
+        builder = builder.key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+        builder = builder.hmac_hash(hashes.SHA1())  # noqa: S303 - the legacy format's MAC
+    else:
+        builder = builder.key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        builder = builder.hmac_hash(hashes.SHA256())
+    encryption = builder.build(password.reveal().encode())
+    return pkcs12.serialize_key_and_certificates(friendly, key, cert, cas, encryption)
+
+
+def pkcs12_encryption(data: bytes) -> Literal["aes", "legacy"]:
+    """How a PKCS#12 keystore is encrypted, read from its algorithm identifiers (which are not
+    encrypted): "aes" when any part uses PBES2 with AES, since then only a modern Java opens it;
+    "legacy" for the PKCS#12 PBE family (3DES, RC2). ValueError when it is neither."""
+    if _PBES2_OID in data and _AES_CBC_OID_PREFIX in data:
+        return "aes"
+    if _PKCS12_PBE_OID_PREFIX in data:
+        return "legacy"
+    raise ValueError("not a PKCS#12 keystore encrypted with AES or a PKCS#12 PBE algorithm")
+
+
+@contextmanager
+def client_cert_files(p12: bytes, password: Secret, folder: Path) -> Iterator[tuple[Path, Path]]:
+    """The keystore as (certificate chain PEM, unencrypted key PEM), because requests and ssl
+    only take files. Both are created 0600 in `folder`, which the caller keeps private (the
+    site state), and removed on exit, also after an error. ValueError if it does not open."""
+    key, cert, cas, _ = _load_keystore(p12, password.reveal())
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *cas))
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    stem = f".cm-client-{secrets.token_hex(8)}"
+    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
+    try:
+        _write_private(cert_path, chain)
+        _write_private(key_path, pem_key)
+        yield cert_path, key_path
+    finally:
+        key_path.unlink(missing_ok=True)
+        cert_path.unlink(missing_ok=True)
+
+
+def cm_ping(
+    url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
+) -> CMPing:
+    """Who CM sees at `url` (the base including /cm) with this client certificate."""
+    target, body = _get_json(url, "ping", ca_bundle, client, timeouts)
+    fields = ("officer", "serial", "issuer", "protocol")
+    if body.get("status") != "OK" or not all(isinstance(body.get(f), str) for f in fields):
+        raise ProtocolError(target, f"the ping answer lacks status OK or one of {fields}")
+    return CMPing(body["officer"], body["serial"], body["issuer"], body["protocol"])
+
+
+def cm_token_procedures(
+    url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
+) -> list[str]:
+    """The names of the token procedures the officer may use, in CM's order."""
+    target, body = _get_json(url, "token-procedures", ca_bundle, client, timeouts)
+    procedures = body.get("token_procedures")
+    if not isinstance(procedures, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("name"), str) for p in procedures
+    ):
+        raise ProtocolError(target, "the answer has no list of named token_procedures")
+    return [p["name"] for p in procedures]
+
+
+def _get_json(
+    url: str,
+    path: str,
+    ca_bundle: Path | None,
+    client: tuple[Path, Path] | None,
+    timeouts: Timeouts,
+) -> tuple[str, dict[str, Any]]:
+    target = f"{url.rstrip('/')}/api/v1/{path}"
+    with session(ca_bundle, client, timeouts) as http:
+        response = check_status(http.get(target))
+    try:
+        body = response.json()
+    except requests.JSONDecodeError:
+        raise ProtocolError(target, "the answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(target, "the answer is not a JSON object")
+    return target, body
+
+
+def _load_keystore(
+    data: bytes, password: str
+) -> tuple[pkcs12.PKCS12PrivateKeyTypes, x509.Certificate, list[x509.Certificate], bytes | None]:
+    """Key, certificate, CA certificates and friendly name; ValueError naming no secret."""
+    try:
+        loaded = pkcs12.load_pkcs12(data, password.encode())
+    except (ValueError, TypeError):
+        raise ValueError(_BAD_KEYSTORE) from None
+    if loaded.key is None:
+        raise ValueError("the keystore holds no private key")
+    if loaded.cert is None:
+        raise ValueError("the keystore holds no certificate for its key")
+    if not isinstance(loaded.key, _PKCS12_KEYS):
+        raise ValueError("the keystore's key is of a type a PKCS#12 keystore cannot hold")
+    cas = [c.certificate for c in loaded.additional_certs]
+    return loaded.key, loaded.cert.certificate, cas, loaded.cert.friendly_name
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Created 0600 from the start: a key is never readable by others, not even for a moment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), _FILE_MODE)  # the umask may have narrowed it; make it exact
+        handle.write(data)
+
+
+def _safe_name(name: str) -> bool:
+    """A relative entry name that stays inside the folder it is unpacked into."""
+    if not name or "\\" in name or name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
+def _read_entries(data: bytes) -> dict[str, bytes]:
+    """Every file entry's bytes, after the names and sizes were found safe to read."""
+    if len(data) > _MAX_UPLOAD_BYTES:
+        raise ConnectionZipError(f"the connection zip is larger than {_MAX_UPLOAD_BYTES} bytes")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError):
+        raise ConnectionZipError("the connection zip is not a zip file") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise ConnectionZipError(f"the connection zip has more than {MAX_ENTRIES} entries")
+        files: list[zipfile.ZipInfo] = []
+        declared = 0
+        for info in infos:
+            _check_entry(info, files)
+            declared += info.file_size
+            if declared > MAX_TOTAL_BYTES:
+                raise ConnectionZipError(
+                    f"entry {info.filename!r} expands the zip past {MAX_TOTAL_BYTES} bytes"
+                )
+        entries: dict[str, bytes] = {}
+        total = 0
+        for info in files:
+            body = _read_bounded(archive, info, MAX_TOTAL_BYTES - total)
+            total += len(body)
+            entries[info.filename] = body
+        return entries
+
+
+def _check_entry(info: zipfile.ZipInfo, files: list[zipfile.ZipInfo]) -> None:
+    """Refuse an unsafe, encrypted or repeated entry; add a file entry to `files`."""
+    name = info.filename
+    if not _safe_name(name.removesuffix("/")):
+        raise ConnectionZipError(f"entry {name!r} could leave the folder it is unpacked into")
+    if info.flag_bits & 0x1:
+        raise ConnectionZipError(f"entry {name!r} is encrypted")
+    if any(seen.filename == name for seen in files):
+        raise ConnectionZipError(f"entry {name!r} appears more than once")
+    if not info.is_dir():
+        files.append(info)
+
+
+def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, remaining: int) -> bytes:
+    """The entry's bytes, reading at most one byte past the limit: headers can lie."""
+    try:
+        with archive.open(info) as handle:
+            body = handle.read(remaining + 1)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError):
+        raise ConnectionZipError(f"entry {info.filename!r} is corrupt") from None
+    if len(body) > remaining:
+        raise ConnectionZipError(
+            f"entry {info.filename!r} expands the zip past {MAX_TOTAL_BYTES} bytes"
+        )
+    return body
+
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _parse_properties(text: str) -> dict[str, str]:
+    """The key/value pairs of a Java .properties text: '#' and '!' comments, line continuations
+    with a trailing backslash, and backslash escapes including \\uXXXX."""
+    properties: dict[str, str] = {}
+    for number, line in enumerate(_logical_lines(text), start=1):
+        raw_key, raw_value = _split_property(line)
+        try:
+            key = _unescape(raw_key)
+        except ValueError:
+            raise ConnectionZipError(
+                f"{PROPERTIES}: the key of property {number} has a bad \\u escape"
+            ) from None
+        try:
+            properties[key] = _unescape(raw_value)
+        except ValueError:
+            # The value may be the password: name the key, never show the value.
+            raise ConnectionZipError(f"{PROPERTIES}: {key} has a bad \\u escape") from None
+    return properties
+
+
+def _logical_lines(text: str) -> Iterator[str]:
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.lstrip(" \t\f")
+        if not pending and (not line or line[0] in "#!"):
+            continue
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2:  # an odd number of backslashes continues the line
+            pending += line[:-1]
+            continue
+        yield pending + line
+        pending = ""
+    if pending:
+        yield pending
+
+
+def _split_property(line: str) -> tuple[str, str]:
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if char == "\\":
+            index += 2  # an escaped character belongs to the key
+            continue
+        if char in "=:":
+            return line[:index], line[index + 1 :].lstrip(" \t\f")
+        if char in " \t\f":
+            # "key = value": the whitespace may be followed by the real separator
+            rest = line[index:].lstrip(" \t\f")
+            if rest[:1] in ("=", ":"):
+                rest = rest[1:].lstrip(" \t\f")
+            return line[:index], rest
+        index += 1
+    return line, ""
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char != "\\" or index + 1 == len(text):
+            out.append(char)
+            index += 1
+            continue
+        nxt = text[index + 1]
+        if nxt == "u":
+            digits = text[index + 2 : index + 6]
+            if not re.fullmatch(r"[0-9A-Fa-f]{4}", digits):
+                raise ValueError("bad \\u escape")
+            out.append(chr(int(digits, 16)))
+            index += 6
+            continue
+        out.append(_ESCAPES.get(nxt, nxt))
+        index += 2
+    # \uXXXX escapes are UTF-16 units: a character beyond the BMP came as a surrogate pair.
+    return "".join(out).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _escape(text: str, *, key: bool) -> str:
+    """Java's escaping: what a reader would otherwise take as syntax, and non-ASCII as \\uXXXX
+    (Java reads .properties as ISO-8859-1, so only ASCII means the same to every reader)."""
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if char == "\\":
+            out.append("\\\\")
+        elif char in "\t\n\r\f":
+            out.append("\\" + {"\t": "t", "\n": "n", "\r": "r", "\f": "f"}[char])
+        elif (key and char in "=: #!") or (char == " " and index == 0):
+            out.append("\\" + char)
+        elif not " " <= char <= "~":
+            out.append("".join(f"\\u{unit:04x}" for unit in _utf16_units(char)))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _utf16_units(char: str) -> list[int]:
+    data = char.encode("utf-16-be")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def _properties_bytes(properties: Mapping[str, str]) -> bytes:
+    lines = ["# Smart ID Certificate Manager connection (written by the Smart ID suite)"]
+    lines += [f"{_escape(k, key=True)}={_escape(v, key=False)}" for k, v in properties.items()]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _zip(files: Mapping[str, bytes]) -> bytes:
+    """Sorted entries, fixed times and attributes, stored uncompressed: zlib builds compress
+    differently, which would make the sha256 depend on the machine that built the zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.create_system = 3  # Unix, whatever the building machine
+            info.external_attr = 0o600 << 16  # it holds a password and a key
+            archive.writestr(info, files[name])
+    return buffer.getvalue()

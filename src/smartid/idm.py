@@ -1,0 +1,377 @@
+"""Client for Identity Manager: the vendor-documented deploy API and the admin contract.
+
+Every call goes through `smartid.http`, so a failure is one of the suite's errors naming the
+endpoint; every answer is a frozen model. Secrets go out only through `Secret.reveal()` at the
+moment a request is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from smartid import errors
+from smartid.http import Timeouts, check_status, session
+from smartid.masking import Secret
+
+__all__ = [
+    "CertificateAuthority",
+    "ConnectionTest",
+    "DeployResult",
+    "IdmClient",
+    "ImportResult",
+    "InstalledPackage",
+    "MessagingServer",
+    "Process",
+    "Task",
+    "TrustEntry",
+    "User",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class InstalledPackage(_Model):
+    name: str
+    version: str
+    sha256: str
+    installed_at: str
+
+
+class DeployResult(_Model):
+    package: str
+    version: str
+    sha256: str
+    created: tuple[str, ...]
+    replaced: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+
+class User(_Model):
+    name: str
+    full_name: str
+    roles: tuple[str, ...]
+    has_password: bool
+    version: int
+
+
+class CAConnection(_Model):
+    url: str
+    keystore_file: str
+    sha256: str
+
+
+class CertificateAuthority(_Model):
+    name: str
+    type: str
+    description: str
+    enabled: bool
+    connection: CAConnection | None
+    certificate_types: tuple[str, ...]
+    version: int
+
+
+class MessagingServer(_Model):
+    name: str
+    url: str
+    lifespan: int
+    authentication_token_set: bool
+    authentication_token_sha256: str | None
+    version: int
+
+    def token_matches(self, token: Secret) -> bool:
+        """Whether IDM holds `token`, compared by fingerprint."""
+        expected = hashlib.sha256(token.reveal().encode()).hexdigest()
+        return self.authentication_token_sha256 == expected
+
+
+class TrustEntry(_Model):
+    alias: str
+    subject: str
+    issuer: str
+    not_after: str
+    sha256: str
+
+
+class Task(_Model):
+    name: str
+    type: str
+    data_pool: str | None
+    sub_process: str | None
+
+
+class Process(_Model):
+    name: str
+    id: str
+    version: int
+    tasks: tuple[Task, ...]
+
+    def task(self, name: str) -> Task | None:
+        return next((task for task in self.tasks if task.name == name), None)
+
+
+class ImportResult(_Model):
+    ok: bool
+    certificate_types: tuple[str, ...]
+    error: str | None
+
+
+class ConnectionTest(_Model):
+    """What IDM reports of a test connection: overall result, and per leg where it has legs."""
+
+    ok: bool
+    error: str | None = None
+    protocol: str | None = None
+    peer: str | None = None
+    officer: str | None = None
+    legs: tuple[dict[str, Any], ...] = ()
+
+
+M = TypeVar("M", bound=_Model)
+
+
+def _segment(name: str) -> str:
+    return quote(name, safe="")
+
+
+class IdmClient:
+    """IDM Admin for one tenant, as the given administrator."""
+
+    def __init__(
+        self,
+        admin_url: str,
+        *,
+        user: str,
+        password: Secret,
+        ca_bundle: Path | None,
+        tenant: int = 1,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.admin_url = admin_url.rstrip("/")
+        self.username = user
+        self.tenant = tenant
+        self._password = password
+        self._http = session(ca_bundle, timeouts=timeouts)
+        self._http.auth = (user, password.reveal())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> IdmClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.admin_url}/api/v1/{path}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        params = dict(kwargs.pop("params", {}))
+        params["tenantId"] = self.tenant
+        return check_status(self._http.request(method, self._url(path), params=params, **kwargs))
+
+    def _one(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        response = self._call(method, path, **kwargs)
+        return _parse(model, response)
+
+    def _many(self, model: type[M], path: str) -> list[M]:
+        response = self._call("GET", path)
+        body = _json(response)
+        if not isinstance(body, list):
+            raise errors.ProtocolError(response.url, "expected a JSON list")
+        return [_validate(model, item, response.url) for item in body]
+
+    # --- deploy API (vendor-documented) -------------------------------------------------------
+
+    def _deploy_url(self) -> str:
+        return f"{self.admin_url}/ws/deploy/configuration"
+
+    def download_configuration(self) -> bytes:
+        response = self._http.get(self._deploy_url(), params={"tenantId": self.tenant})
+        return check_status(response).content
+
+    def upload_configuration(self, data: bytes, *, overwrite: bool = False) -> DeployResult:
+        params: dict[str, Any] = {"tenantId": self.tenant}
+        if overwrite:
+            params["overwrite"] = "true"
+        response = self._http.post(
+            self._deploy_url(),
+            params=params,
+            data=data,
+            headers={"Content-Type": "application/zip"},
+        )
+        return _parse(DeployResult, check_status(response))
+
+    def login_works(self) -> bool:
+        """Whether this client's credentials are accepted (401 means no)."""
+        try:
+            self._call("GET", "packages")
+        except errors.AuthenticationError as exc:
+            if exc.status == 401:
+                return False
+            raise
+        return True
+
+    # --- admin contract -----------------------------------------------------------------------
+
+    def packages(self) -> list[InstalledPackage]:
+        return self._many(InstalledPackage, "packages")
+
+    def users(self) -> list[User]:
+        return self._many(User, "users")
+
+    def user(self, name: str) -> User:
+        return self._one(User, "GET", f"users/{_segment(name)}")
+
+    def set_password(
+        self, name: str, password: Secret, *, version: int, current: Secret | None = None
+    ) -> User:
+        body: dict[str, Any] = {"version": version, "password": password.reveal()}
+        if current is not None:
+            body["current_password"] = current.reveal()
+        return self._one(User, "PUT", f"users/{_segment(name)}/password", json=body)
+
+    def certificate_authorities(self) -> list[CertificateAuthority]:
+        return self._many(CertificateAuthority, "certificate-authorities")
+
+    def certificate_authority(self, name: str) -> CertificateAuthority:
+        return self._one(CertificateAuthority, "GET", f"certificate-authorities/{_segment(name)}")
+
+    def update_certificate_authority(
+        self,
+        name: str,
+        *,
+        version: int,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> CertificateAuthority:
+        body = {"version": version, "description": description, "enabled": enabled}
+        return self._one(
+            CertificateAuthority,
+            "PATCH",
+            f"certificate-authorities/{_segment(name)}",
+            json={k: v for k, v in body.items() if v is not None},
+        )
+
+    def upload_connection_zip(
+        self, name: str, data: bytes, *, version: int
+    ) -> CertificateAuthority:
+        return self._one(
+            CertificateAuthority,
+            "PUT",
+            f"certificate-authorities/{_segment(name)}/connection-zip",
+            params={"version": version},
+            data=data,
+            headers={"Content-Type": "application/zip"},
+        )
+
+    def import_certificate_types(self, name: str) -> ImportResult:
+        return self._one(
+            ImportResult,
+            "POST",
+            f"certificate-authorities/{_segment(name)}/import-certificate-types",
+        )
+
+    def test_ca_connection(self, name: str) -> ConnectionTest:
+        return self._one(
+            ConnectionTest, "POST", f"certificate-authorities/{_segment(name)}/test-connection"
+        )
+
+    def messaging_servers(self) -> list[MessagingServer]:
+        return self._many(MessagingServer, "messaging-servers")
+
+    def messaging_server(self, name: str) -> MessagingServer:
+        return self._one(MessagingServer, "GET", f"messaging-servers/{_segment(name)}")
+
+    def update_messaging_server(
+        self,
+        name: str,
+        *,
+        version: int,
+        url: str | None = None,
+        authentication_token: Secret | None = None,
+        lifespan: int | None = None,
+    ) -> MessagingServer:
+        body: dict[str, Any] = {"version": version}
+        if url is not None:
+            body["url"] = url
+        if authentication_token is not None:
+            body["authentication_token"] = authentication_token.reveal()
+        if lifespan is not None:
+            body["lifespan"] = lifespan
+        return self._one(MessagingServer, "PATCH", f"messaging-servers/{_segment(name)}", json=body)
+
+    def test_messaging_connection(self, name: str) -> ConnectionTest:
+        return self._one(
+            ConnectionTest, "POST", f"messaging-servers/{_segment(name)}/test-connection"
+        )
+
+    def truststore(self) -> list[TrustEntry]:
+        return self._many(TrustEntry, "truststore")
+
+    def add_trust(self, alias: str, pem: str) -> TrustEntry:
+        return self._one(TrustEntry, "POST", "truststore", json={"alias": alias, "pem": pem})
+
+    def remove_trust(self, alias: str) -> None:
+        self._call("DELETE", f"truststore/{_segment(alias)}")
+
+    def processes(self) -> list[Process]:
+        return self._many(Process, "processes")
+
+    def process(self, name: str) -> Process:
+        return self._one(Process, "GET", f"processes/{_segment(name)}")
+
+    def bind_task(
+        self,
+        process: str,
+        task: str,
+        *,
+        version: int,
+        data_pool: str | None,
+        sub_process: str | None,
+    ) -> Process:
+        return self._one(
+            Process,
+            "PUT",
+            f"processes/{_segment(process)}/tasks/{_segment(task)}",
+            json={"version": version, "data_pool": data_pool, "sub_process": sub_process},
+        )
+
+    def data_pools(self) -> list[str]:
+        return [str(item["name"]) for item in _json(self._call("GET", "data-pools"))]
+
+    def sub_processes(self) -> list[str]:
+        return [str(item["name"]) for item in _json(self._call("GET", "sub-processes"))]
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise errors.ProtocolError(response.url, "the answer is not JSON") from None
+
+
+def _validate(model: type[M], data: Any, url: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise errors.ProtocolError(
+            url, f"the answer does not match the contract ({where}: {first['msg']})"
+        ) from None
+
+
+def _parse(model: type[M], response: requests.Response) -> M:
+    return _validate(model, _json(response), response.url)
+
