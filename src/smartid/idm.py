@@ -374,4 +374,3 @@ def _validate(model: type[M], data: Any, url: str) -> M:
 
 def _parse(model: type[M], response: requests.Response) -> M:
     return _validate(model, _json(response), response.url)
-

@@ -12,6 +12,7 @@ from typing import Any
 
 from smartid.errors import SmartIDError
 from smartid.lab import factory
+from smartid.lab.faults import FAULTS, FaultSet
 from smartid.lab.server import LabServer, probe
 from smartid.lab.state import LabState, resolve_state_dir
 from smartid.lab.store import Store
@@ -30,6 +31,7 @@ def status(state: LabState) -> dict[str, Any]:
         "ca_bundle": str(state.pki.ca_bundle),
         "officer": {"cert": str(officer.cert), "key": str(officer.key), "p12": str(officer.p12)},
         "writes": Store(state.database).audit_count(),
+        "faults": sorted(FaultSet(state.path).active()),
         "secrets_file": str(state.secrets_file),
         "package": str(state.package_file),
     }
@@ -72,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("reset", help="return the lab to factory state")
     status_parser = commands.add_parser("status", help="show whether the lab runs, and where")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
+    commands.add_parser(
+        "faults", help="list the faults, one per line: name, description, [on] when on"
+    )
+    fault_parser = commands.add_parser("fault", help="switch a fault on or off")
+    fault_parser.add_argument("switch", choices=["on", "off"])
+    fault_parser.add_argument("name", help="a fault name from 'smartid-lab faults'")
     args = parser.parse_args(argv)
     state = LabState(resolve_state_dir(args.state_dir))
     try:
@@ -80,7 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "reset":
             state.ensure()
             factory.reset(Store(state.database))
+            state.reset_hermod()
+            FaultSet(state.path).clear()
             print(f"smartid-lab: {state.path} is back to factory state")
+            return 0
+        if args.command == "faults":
+            on = FaultSet(state.path).active()
+            for name, description in FAULTS.items():
+                print(f"{name:30} {description}{' [on]' if name in on else ''}")
+            return 0
+        if args.command == "fault":
+            FaultSet(state.path).switch(args.name, args.switch == "on")
+            print(f"smartid-lab: fault {args.name} is {args.switch}")
             return 0
         document = status(state)
         if args.json:

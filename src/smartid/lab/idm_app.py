@@ -6,6 +6,7 @@ Vendor-documented part: the deploy API `GET|POST /idm-admin/ws/deploy/configurat
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -14,6 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from smartid.lab.admin_api import Actions, create_admin_router
 from smartid.lab.deploy import DeployConflict, export_configuration, install
+from smartid.lab.faults import FaultSet
+from smartid.lab.idm_actions import CallbackInbox
 from smartid.lab.package import PackageRejected, read_package
 from smartid.lab.store import Store
 from smartid.lab.web import basic_credentials, bounded_body, unauthorized
@@ -22,6 +25,8 @@ __all__ = ["MAX_UPLOAD_BYTES", "IdmLab", "create_idm_app"]
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 ADMIN_ROLE = "Administrator"
+HERMOD_ROLE = "Hermod callback"
+DEFAULT_TENANT = 1
 REALM = "Identity Manager"
 
 
@@ -31,6 +36,11 @@ class IdmLab:
 
     store: Store
     actions: Actions = field(default_factory=Actions)
+    inbox: CallbackInbox = field(default_factory=CallbackInbox)
+    faults: FaultSet | None = None
+
+    def fault(self, name: str) -> bool:
+        return self.faults is not None and self.faults.is_on(name)
 
 
 def authenticate(lab: IdmLab, request: Request, tenant: int, role: str | None) -> str:
@@ -110,6 +120,26 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
         except DeployConflict as exc:
             raise HTTPException(409, str(exc)) from None
         return JSONResponse(result.as_json())
+
+    @app.post(
+        "/idm-operator/ws/hermod/{command}",
+        tags=["operator"],
+        summary="Smart ID Messaging callback (HTTP Basic of the hermod user)",
+    )
+    async def hermod_callback(command: str, request: Request) -> JSONResponse:
+        body = await bounded_body(request, 64 * 1024)
+        if lab.fault("hermod-callback-refused"):
+            raise HTTPException(403, "callbacks from Smart ID Messaging are refused")
+        user: str | None = None
+        if not lab.fault("idm-callback-anonymous"):
+            user = await run_in_threadpool(authenticate, lab, request, DEFAULT_TENANT, HERMOD_ROLE)
+        try:
+            message = json.loads(body)
+            command_id = str(message["commandId"])
+        except (ValueError, KeyError, TypeError):
+            raise HTTPException(400, "a callback carries a JSON object with commandId") from None
+        lab.inbox.add(command_id, command, user)
+        return JSONResponse({"received": command_id})
 
     def admin(request: Request, tenant: int) -> str:
         if not lab.store.tenant_exists(tenant):

@@ -1,7 +1,9 @@
-"""Runs the lab's HTTPS servers: uvicorn, one thread per server, on loopback.
+"""Runs the lab's three HTTPS servers on loopback and applies faults while they run.
 
-FastAPI + uvicorn because the lab's servers are small JSON/zip APIs that FastAPI describes in an
-OpenAPI document for free; uvicorn takes a certificate chain and a pre-bound socket directly.
+IDM and Hermod are FastAPI apps under uvicorn (small JSON/zip APIs that FastAPI describes in an
+OpenAPI document for free); CM is the standard library's server because it must see the client
+certificate (`cm_server`). A watcher thread re-reads the faults every quarter second and restarts a
+listener whose TLS settings changed, or stops it while its component is "down".
 """
 
 from __future__ import annotations
@@ -11,31 +13,37 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
 
 from smartid.errors import LabError
+from smartid.lab.cm_server import CMServer, CMSettings
+from smartid.lab.faults import FaultSet, ListenerSettings, listener_settings
+from smartid.lab.hermod_app import HermodLab, create_hermod_app
+from smartid.lab.idm_actions import CallbackInbox, LabActions
 from smartid.lab.idm_app import IdmLab, create_idm_app
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
 
-__all__ = ["LabServer", "probe"]
+__all__ = ["LabServer", "probe", "server_context"]
 
-
-@dataclass
-class _Running:
-    name: str
-    server: uvicorn.Server
-    thread: threading.Thread
-    sock: socket.socket
+WATCH_INTERVAL = 0.25
+_CM_UP = ListenerSettings(
+    up=True, cert=Path("cm"), key=Path("cm"), minimum_version=ssl.TLSVersion.TLSv1_2, ciphers=None
+)
 
 
 def _bind(name: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # A restarted listener binds its port while the old one still serves, so a fault switch
+    # never shows clients a refused connection that the fault did not ask for.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
@@ -45,69 +53,188 @@ def _bind(name: str, port: int) -> socket.socket:
     return sock
 
 
+def server_context(settings: ListenerSettings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if settings.ciphers:
+        context.set_ciphers(settings.ciphers)
+    with warnings.catch_warnings():
+        # TLS 1.0/1.1 are deprecated; a fault switches them on deliberately.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = settings.minimum_version
+    context.load_cert_chain(settings.cert, settings.key)
+    return context
+
+
+class _Config(uvicorn.Config):
+    """uvicorn builds its SSL context from file names only; the lab needs its own (versions,
+    ciphers), so it is set after uvicorn's own loading."""
+
+    def __init__(self, app: FastAPI, context: ssl.SSLContext) -> None:
+        super().__init__(
+            app,
+            log_level="warning",
+            access_log=False,
+            http="h11",
+            ws="none",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        self._context = context
+
+    def load(self) -> None:
+        super().load()
+        self.ssl = self._context
+
+
+class _Running(Protocol):
+    def stop(self) -> None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+
+class _UvicornRunning:
+    """One uvicorn server on its own thread and event loop."""
+
+    def __init__(self, name: str, app: FastAPI, port: int, settings: ListenerSettings) -> None:
+        self._sock = _bind(name, port)
+        self._server = uvicorn.Server(_Config(app, server_context(settings)))
+        sock, server = self._sock, self._server
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])),
+            name=f"lab-{name}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._sock.close()
+                raise LabError(f"lab {name} server did not start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+class _CMRunning:
+    def __init__(self, port: int, settings: Callable[[], CMSettings]) -> None:
+        self._server = CMServer(_bind("cm", port), settings)
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+
 class LabServer:
     """The lab's servers for one state directory."""
 
     def __init__(self, state: LabState) -> None:
         self.state = state
-        self._running: list[_Running] = []
+        self.faults = FaultSet(state.path)
+        self._listeners: dict[str, Callable[[ListenerSettings], _Running]] = {}
+        self._running: dict[str, _Running] = {}
+        self._applied: dict[str, ListenerSettings | None] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _settings(self, component: str) -> ListenerSettings:
+        return listener_settings(self.state.pki, component, self.faults.active())
+
+    def _cm_settings(self) -> CMSettings:
+        settings = self._settings("cm")
+        return CMSettings(
+            server_cert=settings.cert,
+            server_key=settings.key,
+            client_ca=self.state.pki.ca_bundle,
+            require_client_cert=settings.require_client_cert,
+            minimum_version=settings.minimum_version,
+            ciphers=settings.ciphers,
+        )
 
     def start(self) -> None:
         self.state.ensure()
         ports = self.state.ports()
-        pki = self.state.pki
         store = Store(self.state.database)
-        idm = pki.server("idm")
-        self._serve("idm", create_idm_app(IdmLab(store=store)), ports["idm"], idm.cert, idm.key)
-        self._wait_started()
-
-    def _serve(self, name: str, app: FastAPI, port: int, cert: Path, key: Path) -> None:
-        sock = _bind(name, port)
-        config = uvicorn.Config(
-            app,
-            ssl_certfile=str(cert),
-            ssl_keyfile=str(key),
-            log_level="warning",
-            access_log=False,
-            http="h11",
-            lifespan="off",
-            timeout_graceful_shutdown=2,
+        inbox = CallbackInbox()
+        idm = IdmLab(
+            store=store,
+            actions=LabActions(self.state.path / "tmp", inbox),
+            inbox=inbox,
+            faults=self.faults,
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])),
-            name=f"lab-{name}",
-            daemon=True,
+        hermod = HermodLab(
+            config_path=self.state.hermod_config,
+            truststore=self.state.hermod_truststore,
+            public_url=self.state.endpoints()["hermod"],
         )
-        thread.start()
-        self._running.append(_Running(name, server, thread, sock))
+        idm_app, hermod_app = create_idm_app(idm), create_hermod_app(hermod)
+        self._listeners = {
+            "idm": lambda settings: _UvicornRunning("idm", idm_app, ports["idm"], settings),
+            "hermod": lambda settings: _UvicornRunning(
+                "hermod", hermod_app, ports["hermod"], settings
+            ),
+            "cm": lambda _: _CMRunning(ports["cm"], self._cm_settings),
+        }
+        self._apply()
+        self._watcher = threading.Thread(target=self._watch, name="lab-faults", daemon=True)
+        self._watcher.start()
 
-    def _wait_started(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        for running in self._running:
-            while not running.server.started:
-                if not running.thread.is_alive():
-                    raise LabError(f"lab {running.name} server stopped while starting")
-                if time.monotonic() > deadline:
-                    raise LabError(f"lab {running.name} server did not start in {timeout} s")
-                time.sleep(0.01)
+    def _apply(self) -> None:
+        with self._lock:
+            for name, listener in self._listeners.items():
+                wanted: ListenerSettings | None = self._settings(name)
+                if name == "cm" and wanted is not None and wanted.up:
+                    # CM reads its TLS settings per connection; only "down" needs a restart.
+                    wanted = _CM_UP
+                if wanted is not None and not wanted.up:
+                    wanted = None
+                if name in self._applied and self._applied[name] == wanted:
+                    continue
+                running = self._running.pop(name, None)
+                if wanted is not None:
+                    self._running[name] = listener(wanted)
+                if running is not None:
+                    running.stop()
+                self._applied[name] = wanted
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL):
+            try:
+                self._apply()
+            except LabError as exc:
+                print(f"smartid-lab: {exc}", flush=True)
 
     def stop(self) -> None:
-        for running in self._running:
-            running.server.should_exit = True
-        for running in self._running:
-            running.thread.join(timeout=5)
-            running.sock.close()
-        self._running = []
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        with self._lock:
+            for running in self._running.values():
+                running.stop()
+            self._running = {}
+            self._applied = {}
 
     def wait(self) -> None:
-        """Block until a server stops (or KeyboardInterrupt)."""
-        while all(r.thread.is_alive() for r in self._running):
+        """Block until a listener dies unexpectedly (or KeyboardInterrupt)."""
+        while all(running.alive for running in self._running.values()):
             time.sleep(0.2)
 
 
 def probe(state: LabState, timeout: float = 1.0) -> bool:
-    """True when the lab's IDM answers over verified HTTPS."""
+    """True when the lab answers: IDM Admin's banner over verified HTTPS, or, while IDM is down by
+    a fault, the lab's fault file says so and Hermod's port accepts connections."""
     try:
         ports = state.ports()
         context = ssl.create_default_context(cafile=str(state.pki.ca_bundle))
@@ -121,5 +248,19 @@ def probe(state: LabState, timeout: float = 1.0) -> bool:
             tls.sendall(b"GET /idm-admin/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             answer = tls.recv(64)
     except (OSError, ssl.SSLError):
-        return False
+        return _answers_despite_faults(state, ports, timeout)
     return answer.startswith(b"HTTP/1.1 200")
+
+
+def _answers_despite_faults(state: LabState, ports: dict[str, int], timeout: float) -> bool:
+    """With an IDM fault on (down, untrusted or expired certificate) the banner probe fails
+    although the lab runs; then any listening lab port counts."""
+    if not FaultSet(state.path).active():
+        return False
+    for name in ("hermod", "cm", "idm"):
+        try:
+            with socket.create_connection(("127.0.0.1", ports[name]), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False

@@ -5,6 +5,9 @@ lab loses nothing (DESIGN §2, §4).
     ports.json           the ports chosen on first start, kept so that URLs stay valid
     pki/                 root and issuing CA, server certificates, the CM officer keystore
     idm.sqlite           Identity Manager's database (WAL), with the audit log of every write
+    hermod/application.yml   Hermod's configuration (allowed-clients), reloaded when it changes
+    hermod/truststore.pem    the certificates Hermod trusts when it calls a client back
+    faults.json          the faults switched on (smartid-lab fault on|off NAME)
     SharedCredentials.zip  the demo package, built from the lab's sources
     lab.lock             taken by whoever starts the lab, so parallel runs start one
 """
@@ -27,6 +30,18 @@ __all__ = ["DEFAULT_PORTS", "DEFAULT_STATE_DIR", "LabState", "resolve_state_dir"
 DEFAULT_STATE_DIR = Path(".lab")
 # IDM's HTTPS port as in the vendor's examples, Hermod's documented port, and one for CM.
 DEFAULT_PORTS = {"idm": 18443, "hermod": 20400, "cm": 18444}
+HERMOD_FACTORY_CONFIG = """\
+# Smart ID Messaging (lab). Clients allowed to send commands are listed under
+# application.allowed-clients; the file is read again whenever it changes.
+server:
+  port: 20400
+application:
+  hermod:
+    rest:
+      log: false
+  callback:
+    attempts: 1
+"""
 SECRET_NAMES = ("admin_password", "hermod_password", "officer_keystore_password")
 
 
@@ -86,6 +101,14 @@ class LabState:
         return self.path / "SharedCredentials.zip"
 
     @property
+    def hermod_config(self) -> Path:
+        return self.path / "hermod" / "application.yml"
+
+    @property
+    def hermod_truststore(self) -> Path:
+        return self.path / "hermod" / "truststore.pem"
+
+    @property
     def lock_file(self) -> Path:
         return self.path / "lab.lock"
 
@@ -108,8 +131,16 @@ class LabState:
         package = demo_package("shared_credentials")
         if not self.package_file.exists() or self.package_file.read_bytes() != package:
             self.package_file.write_bytes(package)
+        if not self.hermod_config.exists():
+            self.reset_hermod()
         if not self.database.exists():
             factory.create(Store(self.database))
+
+    def reset_hermod(self) -> None:
+        """Hermod's factory state: no clients; it trusts the lab CA for callbacks to IDM."""
+        self.hermod_config.parent.mkdir(mode=0o700, exist_ok=True)
+        self.hermod_truststore.write_bytes(self.pki.ca_bundle.read_bytes())
+        self.hermod_config.write_text(HERMOD_FACTORY_CONFIG, encoding="utf-8")
 
     def secrets(self) -> dict[str, str]:
         data: dict[str, str] = json.loads(self.secrets_file.read_text(encoding="utf-8"))
@@ -125,4 +156,6 @@ class LabState:
         return {
             "idm_admin": f"{idm}/idm-admin",
             "idm_operator": f"{idm}/idm-operator",
+            "hermod": f"https://localhost:{ports['hermod']}/hermod/rest",
+            "cm": f"https://localhost:{ports['cm']}/cm",
         }

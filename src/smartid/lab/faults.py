@@ -1,0 +1,247 @@
+"""Faults: switchable overlays on how a lab component behaves (DESIGN §4).
+
+A fault never changes stored configuration; switching it off restores the behaviour. The set of
+faults that are on lives in `<state>/faults.json`, so the CLI can switch one while the lab runs and
+the lab picks it up within a second (listeners whose TLS settings change are restarted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from smartid.errors import LabError
+from smartid.lab.pki import COMPONENTS, LabPKI, ServerCredentials
+
+__all__ = ["FAULTS", "FaultSet", "ListenerSettings", "listener_settings"]
+
+_NAMES = {"idm": "Identity Manager", "hermod": "Smart ID Messaging", "cm": "Certificate Manager"}
+
+
+def _component_faults() -> dict[str, str]:
+    faults: dict[str, str] = {}
+    for c in COMPONENTS:
+        name = _NAMES[c]
+        faults[f"{c}-cert-expired"] = f"{name} presents an expired server certificate"
+        faults[f"{c}-cert-expiring-soon"] = (
+            f"{name} presents a server certificate that expires in 10 days (inside the default "
+            "30-day warning window)"
+        )
+        faults[f"{c}-cert-wrong-host"] = (
+            f"{name} presents a certificate for wrong-host.example, not localhost"
+        )
+        faults[f"{c}-cert-untrusted"] = (
+            f"{name} presents a certificate from an untrusted CA (Foreign Root CA)"
+        )
+        faults[f"{c}-cert-weak-key"] = f"{name} presents a certificate with an RSA-1024 key"
+        faults[f"{c}-cert-sha1"] = f"{name} presents a SHA-1-signed server certificate"
+        faults[f"{c}-tls1-accepted"] = f"{name} accepts TLS 1.0 and TLS 1.1 handshakes"
+        faults[f"{c}-down"] = f"{name} does not listen (connection refused)"
+    return faults
+
+
+FAULTS: dict[str, str] = {
+    **_component_faults(),
+    "cm-client-auth-not-required": "Certificate Manager accepts clients without a certificate",
+    "hermod-callback-refused": (
+        "Identity Manager Operator refuses Hermod's callbacks (HTTP 403), so the messaging "
+        "round trip breaks on its way back"
+    ),
+    "idm-callback-anonymous": (
+        "Identity Manager Operator's Hermod callback endpoint accepts anonymous calls"
+    ),
+}
+
+
+class FaultSet:
+    """The faults switched on for one state directory; reads are cached by file mtime."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "faults.json"
+        self._seen: tuple[int, int] | None = None
+        self._on: frozenset[str] = frozenset()
+
+    def active(self) -> frozenset[str]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._seen, self._on = None, frozenset()
+            return self._on
+        key = (stat.st_mtime_ns, stat.st_size)
+        if key != self._seen:
+            try:
+                names = json.loads(self.path.read_text(encoding="utf-8"))
+                self._on = frozenset(n for n in names if n in FAULTS)
+            except (ValueError, OSError, TypeError):
+                return self._on  # a half-written file: keep the last good set
+            self._seen = key
+        return self._on
+
+    def is_on(self, name: str) -> bool:
+        return name in self.active()
+
+    def switch(self, name: str, on: bool) -> None:
+        if name not in FAULTS:
+            raise LabError(f"unknown fault '{name}'; 'smartid-lab faults' lists them")
+        names = set(self.active())
+        names = names | {name} if on else names - {name}
+        temporary = self.path.with_name(".faults.json.tmp")
+        temporary.write_text(json.dumps(sorted(names)), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """How one component's listener is set up, derived from the faults that are on."""
+
+    up: bool
+    cert: Path
+    key: Path
+    minimum_version: ssl.TLSVersion
+    ciphers: str | None
+    require_client_cert: bool = True
+
+
+_ISSUE_LOCK = threading.Lock()
+
+
+def _usable(existing: ServerCredentials, fault: str, now: datetime) -> bool:
+    if not (existing.cert.exists() and existing.key.exists()):
+        return False
+    if fault != "expiring-soon":
+        return True
+    # "10 days left" must stay true however old the state directory is.
+    leaf = x509.load_pem_x509_certificate(existing.cert.read_bytes())
+    left = leaf.not_valid_after_utc - now
+    return timedelta(days=9) < left < timedelta(days=11)
+
+
+def _variant(pki: LabPKI, component: str, fault: str) -> ServerCredentials:
+    with _ISSUE_LOCK:
+        return _issue_variant(pki, component, fault)
+
+
+def _issue_variant(pki: LabPKI, component: str, fault: str) -> ServerCredentials:
+    name = f"fault-{component}-{fault}"
+    existing = ServerCredentials(pki.folder / f"{name}.pem", pki.folder / f"{name}.key")
+    now = datetime.now(UTC)
+    if _usable(existing, fault, now):
+        return existing
+    if fault == "expired":
+        return pki.issue_server(
+            name, not_before=now - timedelta(days=400), not_after=now - timedelta(days=2)
+        )
+    if fault == "expiring-soon":
+        return pki.issue_server(name, not_after=now + timedelta(days=10))
+    if fault == "wrong-host":
+        return pki.issue_server(
+            name, common_name="wrong-host.example", hosts=("wrong-host.example",)
+        )
+    if fault == "untrusted":
+        return pki.issue_server(name, issuer="foreign")
+    if fault == "weak-key":
+        return pki.issue_server(name, rsa_bits=1024)
+    if fault == "sha1":
+        return _sha1_server(pki, name)
+    raise LabError(f"no certificate variant for fault '{fault}'")
+
+
+def _sha1_server(pki: LabPKI, name: str) -> ServerCredentials:
+    """`cryptography` no longer signs with SHA-1, so the openssl command signs this one."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise LabError("the SHA-1 certificate fault needs the openssl command")
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = pki.folder / f"{name}.pem", pki.folder / f"{name}.key"
+    with tempfile.TemporaryDirectory() as work:
+        folder = Path(work)
+        (folder / "req.pem").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+        (folder / "ext.cnf").write_text(
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+        )
+        done = subprocess.run(
+            [
+                openssl,
+                "x509",
+                "-req",
+                "-in",
+                str(folder / "req.pem"),
+                "-sha1",
+                "-days",
+                "365",
+                "-CA",
+                str(pki.issuing_cert),
+                "-CAkey",
+                str(pki.folder / "issuing-ca.key"),
+                "-set_serial",
+                str(x509.random_serial_number()),
+                "-extfile",
+                str(folder / "ext.cnf"),
+                "-out",
+                str(folder / "leaf.pem"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise LabError(f"openssl could not sign the SHA-1 certificate: {done.stderr.strip()}")
+        chain = (folder / "leaf.pem").read_bytes() + pki.issuing_cert.read_bytes()
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key_bytes)
+    cert_path.write_bytes(chain)
+    return ServerCredentials(cert_path, key_path)
+
+
+_CERT_FAULTS = ("expired", "expiring-soon", "wrong-host", "untrusted", "weak-key", "sha1")
+_LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+
+
+def listener_settings(pki: LabPKI, component: str, on: frozenset[str]) -> ListenerSettings:
+    """The TLS settings of `component`'s listener under the faults in `on`."""
+    credentials = pki.server(component)
+    ciphers = None
+    for fault in _CERT_FAULTS:
+        if f"{component}-cert-{fault}" in on:
+            credentials = _variant(pki, component, fault)
+            if fault in ("weak-key", "sha1"):
+                # OpenSSL 3 refuses to load such certificates at its default security level.
+                ciphers = _LEGACY_CIPHERS
+            break
+    minimum = ssl.TLSVersion.TLSv1_2
+    if f"{component}-tls1-accepted" in on:
+        minimum = ssl.TLSVersion.TLSv1
+        ciphers = _LEGACY_CIPHERS
+    return ListenerSettings(
+        up=f"{component}-down" not in on,
+        cert=credentials.cert,
+        key=credentials.key,
+        minimum_version=minimum,
+        ciphers=ciphers,
+        require_client_cert=component != "cm" or "cm-client-auth-not-required" not in on,
+    )

@@ -1,0 +1,326 @@
+"""The lab's components talking to each other (IDM -> CM, IDM -> Hermod -> IDM) and faults."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from smartid.cm import build_connection_zip
+from smartid.hermod_config import HermodClient, generate_key, merge_client
+from smartid.idm import IdmClient
+from smartid.lab.faults import FAULTS, FaultSet
+from smartid.lab.state import LabState
+from smartid.masking import Secret
+from tests.lab import basic, lab_session, new_state, running_lab
+
+pytestmark = pytest.mark.lab
+
+CA = "Smart ID Certificate Manager"
+MESSAGING = "Smart ID Messaging"
+ADMIN = Secret("admin", "factory default")
+
+
+def _idm(state: LabState) -> IdmClient:
+    return IdmClient(
+        state.endpoints()["idm_admin"], user="admin", password=ADMIN, ca_bundle=state.pki.ca_bundle
+    )
+
+
+def _connection_zip(state: LabState, keystore: bytes, password: str) -> bytes:
+    return build_connection_zip(
+        url=state.endpoints()["cm"],
+        keystore=keystore,
+        keystore_password=Secret(password, "test"),
+        trust_certs=[state.pki.ca_bundle.read_bytes()],
+    )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    state = new_state(tmp_path_factory.mktemp("lab"))
+    with running_lab(state), _idm(state) as idm:
+        idm.upload_configuration(state.package_file.read_bytes())
+        yield state
+
+
+def _configure_hermod_client(state: LabState, password: str) -> HermodClient:
+    client = HermodClient(
+        client_id="idm",
+        key=Secret(generate_key(), "test"),
+        callback_url=f"{state.endpoints()['idm_operator']}/ws/hermod",
+        callback_basic_auth=Secret(f"hermod:{password}", "test"),
+    )
+    config = state.hermod_config
+    config.write_text(merge_client(config.read_text(), client))
+    return client
+
+
+def test_messaging_round_trip_names_each_missing_piece_then_passes(lab: LabState) -> None:
+    password = lab.secrets()["hermod_password"]
+    with _idm(lab) as idm:
+        result = idm.test_messaging_connection(MESSAGING)
+        assert not result.ok
+        assert "no URL" in (result.error or "")
+
+        client = _configure_hermod_client(lab, password)
+        server = idm.messaging_server(MESSAGING)
+        idm.update_messaging_server(
+            MESSAGING,
+            version=server.version,
+            url=f"{lab.endpoints()['hermod']}/command",
+            authentication_token=client.api_key,
+            lifespan=300,
+        )
+        result = idm.test_messaging_connection(MESSAGING)
+        assert not result.ok
+        assert "truststore" in (result.error or "")
+
+        idm.add_trust("lab-root", lab.pki.root_cert.read_text())
+        result = idm.test_messaging_connection(MESSAGING)
+        assert not result.ok
+        assert "HTTP 401" in (result.error or "")
+        assert "hermod user" in (result.error or "")
+        assert result.legs[0]["ok"] is True
+
+        hermod = idm.user("hermod")
+        idm.set_password("hermod", Secret(password, "test"), version=hermod.version)
+        started = time.monotonic()
+        result = idm.test_messaging_connection(MESSAGING)
+        elapsed = time.monotonic() - started
+        assert result.ok, result.error
+        assert [leg["ok"] for leg in result.legs] == [True, True]
+        assert "hermod" in result.legs[1]["detail"]
+    print(f"messaging round trip: {elapsed * 1000:.0f} ms")
+
+
+def test_ca_test_connection_passes_with_officer_and_fails_without(lab: LabState) -> None:
+    password = lab.secrets()["officer_keystore_password"]
+    foreign = lab.pki.issue_client("foreign-officer", common_name="IDM Officer", issuer="foreign")
+    with _idm(lab) as idm:
+        assert "no CM connection zip" in (idm.test_ca_connection(CA).error or "")
+
+        ca = idm.certificate_authority(CA)
+        bad = _connection_zip(lab, lab.pki.pkcs12(foreign, password), password)
+        idm.upload_connection_zip(CA, bad, version=ca.version)
+        refused = idm.test_ca_connection(CA)
+        assert not refused.ok
+        assert "localhost" in (refused.error or "")
+        types = idm.import_certificate_types(CA)
+        assert not types.ok
+
+        ca = idm.certificate_authority(CA)
+        good = _connection_zip(lab, lab.pki.officer.p12.read_bytes(), password)
+        idm.upload_connection_zip(CA, good, version=ca.version)
+        passed = idm.test_ca_connection(CA)
+        assert passed.ok, passed.error
+        assert passed.officer == "IDM Officer"
+        assert passed.protocol in ("TLSv1.2", "TLSv1.3")
+        imported = idm.import_certificate_types(CA)
+        assert imported.ok
+        assert "Smart ID user card" in imported.certificate_types
+        assert "Smart ID user card" in idm.certificate_authority(CA).certificate_types
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+def _handshake(state: LabState, component: str) -> str:
+    """What a verifying client sees of a component's server certificate."""
+    port = state.ports()[component]
+    context = ssl.create_default_context(cafile=str(state.pki.ca_bundle))
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except ssl.SSLCertVerificationError as exc:
+        return f"refused: {exc.verify_message}"
+    except (OSError, ssl.SSLError) as exc:
+        return f"error: {type(exc).__name__}"
+    assert der is not None
+    leaf = x509.load_der_x509_certificate(der)
+    days = (leaf.not_valid_after_utc - datetime.now(UTC)).days
+    return f"ok, {'expiring' if days < 30 else 'valid'}"
+
+
+def _observe_cert(state: LabState, component: str) -> str:
+    """The leaf as presented, verification off: key size and signature hash."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        return f"error: {type(exc).__name__}"
+    assert der is not None
+    leaf = x509.load_der_x509_certificate(der)
+    algorithm = leaf.signature_hash_algorithm
+    return f"{leaf.public_key().key_size} bits, {algorithm.name if algorithm else '?'}"
+
+
+def _legacy(state: LabState, component: str) -> str:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1
+    if component == "cm":
+        # CM refuses any handshake without a client certificate, whatever the version offered.
+        officer = state.pki.officer
+        context.load_cert_chain(officer.cert, officer.key)
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
+            context.wrap_socket(raw),
+        ):
+            return "TLSv1 accepted"
+    except (OSError, ssl.SSLError):
+        return "TLSv1 refused"
+
+
+def _cm_without_certificate(state: LabState) -> str:
+    context = ssl.create_default_context(cafile=str(state.pki.ca_bundle))
+    request = b"GET /cm/api/v1/ping HTTP/1.0\r\nHost: localhost\r\n\r\n"
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", state.ports()["cm"]), timeout=3) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(request)
+            answer = tls.recv(64)
+    except (OSError, ssl.SSLError):
+        return "refused"
+    return answer.split(b"\r\n", 1)[0].decode() or "refused"
+
+
+def _callback(state: LabState, user: str | None) -> str:
+    headers = basic(user, state.secrets()["hermod_password"]) if user else {}
+    url = f"{state.endpoints()['idm_operator']}/ws/hermod/ping"
+    with lab_session(state) as http:
+        try:
+            response = http.post(url, json={"commandId": "observe"}, headers=headers)
+        except Exception as exc:  # any failure is an observation here
+            return f"error: {type(exc).__name__}"
+    return str(response.status_code)
+
+
+def _observe(state: LabState) -> dict[str, str]:
+    seen = {}
+    for component in ("idm", "hermod", "cm"):
+        seen[f"{component} handshake"] = _handshake(state, component)
+        seen[f"{component} certificate"] = _observe_cert(state, component)
+        seen[f"{component} legacy"] = _legacy(state, component)
+    seen["cm without certificate"] = _cm_without_certificate(state)
+    seen["callback as hermod"] = _callback(state, "hermod")
+    seen["callback anonymous"] = _callback(state, None)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def baseline(lab: LabState) -> dict[str, str]:
+    with _idm(lab) as idm:
+        hermod = idm.user("hermod")
+        if not hermod.has_password:
+            idm.set_password(
+                "hermod", Secret(lab.secrets()["hermod_password"], "test"), version=hermod.version
+            )
+    seen = _observe(lab)
+    assert seen["idm handshake"] == "ok, valid"
+    assert seen["cm without certificate"] == "refused"
+    assert seen["callback as hermod"] == "200"
+    assert seen["callback anonymous"] == "401"
+    return seen
+
+
+def _settled(
+    state: LabState, done: Callable[[dict[str, str]], bool], timeout: float = 8.0
+) -> dict[str, str]:
+    """The first observation that `done` accepts and that the next observation repeats."""
+    deadline = time.monotonic() + timeout
+    previous = _observe(state)
+    while True:
+        seen = _observe(state)
+        if (seen == previous and done(seen)) or time.monotonic() > deadline:
+            return seen
+        previous = seen
+        time.sleep(0.1)
+
+
+def _expected(fault: str) -> tuple[str, str]:
+    """(observation, words it must contain) for each fault."""
+    component, _, kind = fault.partition("-")
+    by_kind = {
+        "cert-expired": ("handshake", "certificate has expired"),
+        "cert-expiring-soon": ("handshake", "ok, expiring"),
+        "cert-wrong-host": ("handshake", "Hostname mismatch"),
+        "cert-untrusted": ("handshake", "refused: "),
+        "cert-weak-key": ("certificate", "1024 bits"),
+        "cert-sha1": ("certificate", "sha1"),
+        "tls1-accepted": ("legacy", "TLSv1 accepted"),
+        "down": ("handshake", "error: ConnectionRefusedError"),
+    }
+    specific = {
+        "cm-client-auth-not-required": ("cm without certificate", "401"),
+        "hermod-callback-refused": ("callback as hermod", "403"),
+        "idm-callback-anonymous": ("callback anonymous", "200"),
+    }
+    if fault in specific:
+        return specific[fault]
+    observation, words = by_kind[kind]
+    return f"{component} {observation}", words
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_every_fault_changes_what_a_client_observes(
+    lab: LabState, baseline: dict[str, str], fault: str
+) -> None:
+    key, words = _expected(fault)
+    faults = FaultSet(lab.path)
+    faults.switch(fault, True)
+    try:
+        changed = _settled(lab, lambda seen: words in seen[key])
+    finally:
+        faults.switch(fault, False)
+    assert words in changed[key], f"{fault}: {key} is {changed[key]!r}"
+    assert _settled(lab, lambda seen: seen == baseline) == baseline
+
+
+def test_fault_cli_lists_and_switches(lab: LabState, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "smartid.lab", "--state-dir", str(lab.path), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+    listing = cli("faults").splitlines()
+    assert len(listing) == len(FAULTS)
+    assert listing[0].split()[0] in FAULTS
+    for word in ("expired", "wrong-host", "untrusted", "client-auth", "callback", "tls1"):
+        assert any(word in line.split()[0] for line in listing), word
+    cli("fault", "on", "idm-callback-anonymous")
+    assert "idm-callback-anonymous" in json.loads(cli("status", "--json"))["faults"]
+    cli("fault", "off", "idm-callback-anonymous")
+    assert json.loads(cli("status", "--json"))["faults"] == []
