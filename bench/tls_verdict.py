@@ -1,0 +1,150 @@
+"""What a TLS verdict costs, as ratios in one run on one local server (DESIGN §8).
+
+The floor is one bare verifying handshake with a reused SSLContext; a verdict is `observe()`
+(verifying handshake + TLS 1.0 and 1.1 probes) followed by `judge_all()`; `openssl s_client` is
+what an administrator would run by hand, one process per endpoint.
+
+    python bench/tls_verdict.py [-n 200] [--openssl-n 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from smartid.lab.pki import LabPKI
+from smartid.site import TlsPolicy
+from smartid.tls import ProbeTarget, judge_all, observe
+
+
+def _serve_one(context: ssl.SSLContext, conn: socket.socket) -> None:
+    with conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(5)
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                while tls.recv(1024):
+                    pass
+        except (OSError, ssl.SSLError):
+            pass  # refused legacy handshakes, clients that leave without a word
+
+
+@contextmanager
+def _server(cert: Path, key: Path) -> Iterator[int]:
+    """A default stdlib TLS server (TLS 1.2-1.3), one thread per connection."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=_serve_one, args=(context, conn), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        acceptor.join()
+        listener.close()
+
+
+def _times(n: int, action: Callable[[], object]) -> list[float]:
+    action()  # warm-up: imports, context caches, first connection
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _bare_handshake(port: int, context: ssl.SSLContext) -> Callable[[], object]:
+    def run() -> None:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost"),
+        ):
+            pass
+
+    return run
+
+
+def _verdict(target: ProbeTarget, policy: TlsPolicy, *, legacy: bool) -> Callable[[], object]:
+    def run() -> None:
+        facts = observe(target, legacy=legacy)
+        if not facts.ok or judge_all(facts, policy):
+            raise SystemExit(f"unexpected verdict: {facts.error or judge_all(facts, policy)}")
+
+    return run
+
+
+def _s_client(openssl: str, port: int, bundle: Path) -> Callable[[], object]:
+    command = [
+        openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+        "-CAfile", str(bundle), "-verify_return_error", "-brief",
+    ]  # fmt: skip
+
+    def run() -> None:
+        subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=True)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=200, help="handshakes and verdicts (default 200)")
+    parser.add_argument("--openssl-n", type=int, default=20, help="s_client runs (default 20)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        pki = LabPKI(Path(folder) / "pki")
+        pki.ensure("bench-officer-password")
+        creds = pki.server("idm")
+        policy = TlsPolicy()
+        with _server(creds.cert, creds.key) as port:
+            target = ProbeTarget("idm", "127.0.0.1", port, "localhost", pki.ca_bundle)
+            context = ssl.create_default_context(cafile=str(pki.ca_bundle))
+            cases: list[tuple[str, int, Callable[[], object]]] = [
+                ("bare verifying handshake", args.n, _bare_handshake(port, context)),
+                ("verdict, legacy probes off", args.n, _verdict(target, policy, legacy=False)),
+                ("verdict (observe + judge_all)", args.n, _verdict(target, policy, legacy=True)),
+            ]
+            openssl = shutil.which("openssl")
+            if openssl:
+                s_client = _s_client(openssl, port, pki.ca_bundle)
+                cases.append(("openssl s_client per endpoint", args.openssl_n, s_client))
+            rows = [(name, n, _times(n, action)) for name, n, action in cases]
+
+    floor = statistics.median(rows[0][2])
+    print(f"{'case':<32} {'N':>5} {'median ms':>10} {'p90 ms':>8} {'x bare':>7}")
+    for name, n, samples in rows:
+        median = statistics.median(samples)
+        p90 = statistics.quantiles(samples, n=10)[-1]
+        print(f"{name:<32} {n:>5} {median:>10.2f} {p90:>8.2f} {median / floor:>7.1f}")
+    if not shutil.which("openssl"):
+        print("openssl s_client: command not found, not measured")
+    print("sslyze: not installed, not measured")
+
+
+if __name__ == "__main__":
+    main()

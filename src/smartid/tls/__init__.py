@@ -1,0 +1,35 @@
+"""The TLS engine: observe an endpoint once (`probe`), keep what was seen (`facts`), judge it
+against the site's policy as often as needed (`judge`, pure). DESIGN §6 and §8."""
+
+from __future__ import annotations
+
+from smartid.tls.facts import CertificateFacts, HandshakeFacts
+from smartid.tls.judge import (
+    Finding,
+    Severity,
+    judge_all,
+    judge_client_auth,
+    judge_expiry,
+    judge_handshake,
+    judge_keys,
+    judge_protocol,
+    judge_signatures,
+)
+from smartid.tls.probe import ProbeTarget, observe, observe_many
+
+__all__ = [
+    "CertificateFacts",
+    "Finding",
+    "HandshakeFacts",
+    "ProbeTarget",
+    "Severity",
+    "judge_all",
+    "judge_client_auth",
+    "judge_expiry",
+    "judge_handshake",
+    "judge_keys",
+    "judge_protocol",
+    "judge_signatures",
+    "observe",
+    "observe_many",
+]

@@ -1,0 +1,380 @@
+"""The only TLS I/O of the suite: handshakes against an endpoint, turned into `HandshakeFacts`.
+
+One `observe()` makes, at most:
+
+1. the verifying handshake (the verdict): site CA bundle or system store, hostname checked against
+   `server_name`, SNI, the site's client certificate if any. It sends no application data.
+2. only when (1) failed before any certificate arrived (a server speaking only TLS 1.0, say): an
+   observe-only handshake offering TLS 1.0 and up, verification off, no client certificate and no
+   data, so that the certificate can still be described. A handshake that fails verification keeps
+   the chain the server presented (OpenSSL stores it before judging it), so none is needed then.
+3. with `client_auth=True` and a client certificate configured: a verifying handshake without one,
+   to learn whether the server demands a certificate (without one configured, (1) already is it).
+4. with `legacy=True`: one handshake per legacy version, offering only that version; it learns
+   whether the server accepts it and sends nothing.
+
+The peer's verdict on a client certificate: under TLS 1.2 the server checks the client certificate
+before it sends its own Finished, so the client's handshake fails when it is refused. Under TLS 1.3
+the client's handshake completes first and a refusal only arrives afterwards, as an alert. Sending a
+request to provoke it is not allowed (the probe sends no application data), so the probe waits
+briefly for what the server sends by itself: an alert, EOF or reset means refused; a session ticket
+(which a server only issues once it has accepted the client's Finished, certificate included), any
+data, or silence until the wait ends means accepted.
+"""
+
+from __future__ import annotations
+
+import functools
+import select
+import socket
+import ssl
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from smartid.errors import PackageError
+from smartid.http import describe_exception
+from smartid.tls.facts import CertificateFacts, ErrorKind, HandshakeFacts
+
+__all__ = ["ProbeTarget", "observe", "observe_many"]
+
+_LEGACY_VERSIONS = ("TLSv1", "TLSv1.1")
+
+# How long to wait after a TLS 1.3 handshake for the server's verdict on the client certificate. A
+# server that refuses answers within a round trip; one that accepts usually sends session tickets
+# at once, which ends the wait early. Silence for this long counts as accepted.
+_SETTLE_SECONDS = 0.5
+
+_ENCODING_DER: int = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
+
+# OpenSSL reasons that mean the peer does not speak TLS at all (plain HTTP on a TLS port, say).
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "UNKNOWN_PROTOCOL",
+     "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """One TLS endpoint and how to reach it."""
+
+    name: str
+    host: str
+    port: int
+    server_name: str
+    ca_bundle: Path | None  # None: the system store
+    client_cert: tuple[Path, Path] | None = None  # (certificate chain PEM, key PEM)
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"probe target {self.name}: port {self.port} is out of range")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError(f"probe target {self.name}: timeouts must be positive")
+
+    @classmethod
+    def from_url(
+        cls,
+        name: str,
+        url: str,
+        *,
+        server_name: str | None = None,
+        ca_bundle: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+    ) -> ProbeTarget:
+        """The target of an https:// URL; `server_name` defaults to the URL's host."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"probe target {name}: not an https:// URL with a host: {url}")
+        return cls(
+            name=name,
+            host=parts.hostname,
+            port=parts.port or 443,
+            server_name=server_name or parts.hostname,
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+
+    @property
+    def address(self) -> str:
+        """host:port, with brackets around an IPv6 address."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def observe(
+    target: ProbeTarget, *, legacy: bool = True, client_auth: bool = False
+) -> HandshakeFacts:
+    """Handshake with `target` and return what was seen; never raises for the target's behaviour.
+
+    Raises `PackageError` only when the local CA bundle or client certificate cannot be loaded.
+    """
+    started = time.perf_counter()
+    observed_at = datetime.now(UTC)
+    context = _verifying_context(target.ca_bundle, target.client_cert)
+    # The verdict handshake waits for the server's word on the client certificate when one is
+    # sent, or when it doubles as the "is a certificate demanded?" probe.
+    wait = target.client_cert is not None or client_auth
+    verdict = _handshake(target, context, target.server_name, settle=wait)
+    chain_der = verdict.chain
+    if not chain_der and verdict.error_kind in ("tls", "protocol"):
+        chain_der = _handshake(target, _observe_only_context(), target.server_name).chain
+    demanded: bool | None = None
+    if client_auth:
+        if target.client_cert is None:
+            demanded = verdict.demanded
+        else:
+            anonymous = _verifying_context(target.ca_bundle, None)
+            demanded = _handshake(target, anonymous, target.server_name, settle=True).demanded
+    accepted: dict[str, bool] = {}
+    if legacy and verdict.error_kind not in ("connect", "timeout"):
+        for version in _LEGACY_VERSIONS:
+            probe = _handshake(target, _legacy_context(version), target.server_name)
+            # A server sends its certificate only in the version it agreed to; one that demands a
+            # client certificate then ends the handshake, having accepted the version all the same.
+            accepted[version] = probe.ok or bool(probe.chain)
+    return HandshakeFacts(
+        target=target.address,
+        server_name=target.server_name,
+        observed_at=observed_at,
+        ok=verdict.ok,
+        error=verdict.error,
+        error_kind=verdict.error_kind,
+        protocol=verdict.protocol,
+        cipher=verdict.cipher,
+        chain=_chain_facts(chain_der),
+        client_cert_demanded=demanded,
+        legacy=accepted,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def observe_many(
+    targets: Sequence[ProbeTarget],
+    *,
+    legacy: bool = True,
+    client_auth: bool = False,
+    max_workers: int = 16,
+) -> dict[str, HandshakeFacts]:
+    """`observe()` every target in parallel threads; the facts by target name."""
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise ValueError("probe targets must have unique names")
+    if not targets:
+        return {}
+    workers = max(1, min(max_workers, len(targets)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tls-probe") as pool:
+        futures = {
+            t.name: pool.submit(observe, t, legacy=legacy, client_auth=client_auth) for t in targets
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    protocol: str | None = None
+    cipher: str | None = None
+    chain: tuple[bytes, ...] = ()
+    # The server's certificate was received and not refused, and then the server broke off: what
+    # a server that demands a client certificate does to a client that has none (or a foreign one).
+    refused_after_certificate: bool = False
+
+    @property
+    def demanded(self) -> bool | None:
+        """Read as the outcome of a handshake without client certificate: was one demanded?"""
+        if self.ok:
+            return False
+        return True if self.refused_after_certificate else None
+
+
+def _handshake(
+    target: ProbeTarget, context: ssl.SSLContext, server_name: str, *, settle: bool = False
+) -> _Outcome:
+    try:
+        raw = socket.create_connection((target.host, target.port), timeout=target.connect_timeout)
+    except TimeoutError:
+        return _Outcome(False, f"no TCP connection within {target.connect_timeout:g} s", "timeout")
+    except OSError as exc:
+        return _Outcome(False, f"TCP connection failed: {_os_phrase(exc)}", "connect")
+    with raw:
+        raw.settimeout(target.read_timeout)
+        # No handshake on wrap: a failed handshake must leave the socket (and the chain the server
+        # presented before the failure) to read from.
+        with context.wrap_socket(
+            raw, server_hostname=server_name, do_handshake_on_connect=False
+        ) as tls:
+            try:
+                tls.do_handshake()
+            except TimeoutError:
+                return _Outcome(
+                    False, f"no TLS handshake answer within {target.read_timeout:g} s", "timeout"
+                )
+            except (ssl.SSLError, OSError) as exc:
+                return _failed(exc, _presented_chain(tls))
+            chain = _presented_chain(tls)
+            protocol = tls.version()
+            cipher = tls.cipher()
+            if settle and protocol == "TLSv1.3":
+                refusal = _refusal_after_handshake(tls, min(_SETTLE_SECONDS, target.read_timeout))
+                if refusal is not None:
+                    return _Outcome(
+                        False, refusal, "tls", protocol, cipher[0] if cipher else None, chain, True
+                    )
+            return _Outcome(True, None, None, protocol, cipher[0] if cipher else None, chain)
+
+
+def _failed(exc: BaseException, chain: tuple[bytes, ...]) -> _Outcome:
+    phrase = describe_exception(exc)
+    if isinstance(exc, ssl.SSLError) and exc.reason in _NOT_TLS_REASONS:
+        return _Outcome(False, f"{phrase} (the peer does not speak TLS)", "protocol", chain=chain)
+    if not phrase.startswith("TLS "):
+        phrase = f"TLS handshake failed: {_os_phrase(exc)}"
+    refused = bool(chain) and _peer_broke_off(exc)
+    return _Outcome(False, phrase, "tls", chain=chain, refused_after_certificate=refused)
+
+
+def _peer_broke_off(exc: BaseException) -> bool:
+    """The server ended the handshake (alert, EOF, reset), rather than our side refusing it."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionError):
+        return True
+    reason = exc.reason if isinstance(exc, ssl.SSLError) else None
+    return bool(reason) and str(reason).startswith(
+        ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")
+    )
+
+
+def _refusal_after_handshake(tls: ssl.SSLSocket, budget: float) -> str | None:
+    """Why the server broke off right after a TLS 1.3 handshake, or None if it did not."""
+    deadline = time.monotonic() + budget
+    tls.settimeout(0.0)
+    while (remaining := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([tls], [], [], remaining)
+        if not readable:
+            return None
+        try:
+            data = tls.recv(1)
+        except ssl.SSLWantReadError:
+            # Records were read but none carried data: session tickets (accepted) or a partial
+            # record (keep waiting).
+            session = tls.session
+            if session is not None and session.has_ticket:
+                return None
+            continue
+        except (ssl.SSLError, OSError) as exc:
+            phrase = describe_exception(exc)
+            return phrase if phrase.startswith("TLS ") else f"TLS handshake failed: {phrase}"
+        if not data:
+            return "TLS handshake failed: the peer closed the connection right after the handshake"
+        return None
+    return None
+
+
+def _os_phrase(exc: BaseException) -> str:
+    phrase = describe_exception(exc)
+    if phrase == type(exc).__name__:
+        if isinstance(exc, ssl.SSLError):
+            return exc.reason or "unknown TLS error"
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc.strerror[:1].lower() + exc.strerror[1:]
+    return phrase
+
+
+def _presented_chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
+    """The chain as the server sent it (DER, leaf first), also after a failed handshake."""
+    # Python 3.13 made this public as SSLSocket.get_unverified_chain(); on 3.11 and 3.12 the same
+    # OpenSSL call (SSL_get_peer_cert_chain) sits on the private _sslobj. Failing both, the leaf.
+    try:
+        public = getattr(tls, "get_unverified_chain", None)
+        if public is not None:
+            return tuple(public() or ())
+        private = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+        if private is not None:
+            return tuple(cert.public_bytes(_ENCODING_DER) for cert in private() or ())
+        leaf = tls.getpeercert(binary_form=True)
+    except (ValueError, ssl.SSLError):
+        return ()
+    return (leaf,) if leaf else ()
+
+
+def _chain_facts(chain: tuple[bytes, ...]) -> tuple[CertificateFacts, ...]:
+    facts = []
+    for der in chain:
+        try:
+            facts.append(CertificateFacts.from_der(der))
+        except ValueError:
+            # A certificate that cannot be parsed cannot be described; the handshake error (the
+            # verifying handshake refuses it too) says what went wrong.
+            break
+    return tuple(facts)
+
+
+@functools.lru_cache(maxsize=64)
+def _verifying_context(
+    ca_bundle: Path | None, client_cert: tuple[Path, Path] | None
+) -> ssl.SSLContext:
+    # One context per (bundle, client certificate) per process: creating one costs about 0.5 ms
+    # (more with the system store). The files are read once; a changed bundle needs a new process.
+    try:
+        context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise PackageError(str(ca_bundle), f"not a usable CA bundle ({_os_phrase(exc)})") from None
+    if client_cert is not None:
+        try:
+            context.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+        except (OSError, ssl.SSLError) as exc:
+            raise PackageError(
+                str(client_cert[0]), f"not a usable client certificate and key ({_os_phrase(exc)})"
+            ) from None
+    return context
+
+
+_legacy_lock = threading.Lock()
+
+
+def _unverified_context(minimum: str, maximum: str | None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    # OpenSSL 3 offers TLS 1.0/1.1 (their signature schemes need SHA-1) only at security level 0;
+    # without it a legacy probe never offers the version and "passes" without testing anything.
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    # Naming TLSVersion.TLSv1/TLSv1_1 is deprecated on 3.11 and the suite treats warnings as errors;
+    # the lock keeps threads from racing on the process-wide warning filters.
+    with _legacy_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = _version(minimum)
+        if maximum is not None:
+            context.maximum_version = _version(maximum)
+    return context
+
+
+def _version(name: str) -> ssl.TLSVersion:
+    return ssl.TLSVersion.TLSv1 if name == "TLSv1" else ssl.TLSVersion.TLSv1_1
+
+
+@functools.cache
+def _legacy_context(version: str) -> ssl.SSLContext:
+    """Offers only `version`, to learn whether the server accepts it; verification off."""
+    return _unverified_context(version, version)
+
+
+@functools.cache
+def _observe_only_context() -> ssl.SSLContext:
+    """TLS 1.0 and up, verification off, no client certificate: sees any certificate."""
+    return _unverified_context("TLSv1", None)

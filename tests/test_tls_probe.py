@@ -1,0 +1,384 @@
+"""The TLS probe observes real handshakes against servers on 127.0.0.1: it reports what a server
+presented and negotiated, why a verifying handshake failed (in OpenSSL's words, which the judge
+tests rely on), which legacy versions a server accepts, whether it demands a client certificate,
+and it never hangs."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from smartid.errors import PackageError
+from smartid.site import TlsPolicy
+from smartid.tls import HandshakeFacts, ProbeTarget, judge_handshake, observe, observe_many
+from tests.servers import closed_port, https_server, silent_listener
+from tests.tlscerts import REASONS, Cert, Pki, make_leaf, sha1_leaf, write_chain
+from tests.tlsservers import tls_server
+
+TLS10_AND_UP = ("TLSv1", "TLSv1.3")
+
+
+@dataclass(frozen=True)
+class Lab:
+    folder: Path
+    pki: Pki
+    bundle: Path
+    good: tuple[Path, Path]
+    client_ca: Path
+    client: tuple[Path, Path]
+    foreign_client: tuple[Path, Path]
+
+    def target(
+        self,
+        port: int,
+        name: str = "server",
+        *,
+        ca_bundle: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 5.0,
+    ) -> ProbeTarget:
+        return ProbeTarget(
+            name=name,
+            host="127.0.0.1",
+            port=port,
+            server_name="localhost",
+            ca_bundle=ca_bundle or self.bundle,
+            client_cert=client_cert,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    folder = tmp_path_factory.mktemp("tls")
+    pki = Pki()
+    bundle = folder / "bundle.pem"
+    bundle.write_bytes(pki.root.pem)
+    clients = Pki("Clients")
+    client_ca = folder / "client-ca.pem"
+    client_ca.write_bytes(clients.root.pem)
+    officer = make_leaf(clients.root, "officer", hosts=(), client=True)
+    intruder = make_leaf(Pki("Intruders").root, "intruder", hosts=(), client=True)
+    return Lab(
+        folder=folder,
+        pki=pki,
+        bundle=bundle,
+        good=write_chain(folder, "good", pki.leaf(), pki.issuing),
+        client_ca=client_ca,
+        client=write_chain(folder, "officer", officer),
+        foreign_client=write_chain(folder, "intruder", intruder),
+    )
+
+
+@pytest.fixture(scope="module")
+def good_port(lab: Lab) -> Iterator[int]:
+    with tls_server(*lab.good) as port:
+        yield port
+
+
+def test_good_server_is_verified_with_protocol_cipher_and_presented_chain(
+    lab: Lab, good_port: int
+) -> None:
+    facts = observe(lab.target(good_port))
+    assert facts.ok, facts.error
+    assert (facts.error, facts.error_kind) == (None, None)
+    assert facts.target == f"127.0.0.1:{good_port}"
+    assert facts.server_name == "localhost"
+    assert facts.protocol == "TLSv1.3"
+    assert facts.cipher
+    assert [c.subject for c in facts.chain] == ["CN=localhost", "CN=Test Issuing CA"]
+    assert facts.chain[0].dns_names == ("localhost",)
+    assert facts.chain[0].ip_addresses == ("127.0.0.1",)
+    assert facts.chain[0].issuer == "CN=Test Issuing CA"
+    assert facts.client_cert_demanded is None
+    assert dict(facts.legacy) == {"TLSv1": False, "TLSv1.1": False}
+    assert 0 < facts.duration_ms < 2000
+    assert facts.observed_at.tzinfo is not None
+
+
+def _expired(pki: Pki) -> tuple[Cert, ...]:
+    return pki.leaf(days=-1, not_before_days=-30), pki.issuing
+
+
+def _not_yet_valid(pki: Pki) -> tuple[Cert, ...]:
+    return pki.leaf(days=30, not_before_days=2), pki.issuing
+
+
+def _wrong_host(pki: Pki) -> tuple[Cert, ...]:
+    return pki.leaf("other.example", hosts=("other.example",)), pki.issuing
+
+
+def _self_signed(pki: Pki) -> tuple[Cert, ...]:
+    return (make_leaf(None),)
+
+
+def _foreign_root_sent_along(pki: Pki) -> tuple[Cert, ...]:
+    foreign = Pki("Foreign")
+    return foreign.leaf(), foreign.issuing, foreign.root
+
+
+def _foreign_chain(pki: Pki) -> tuple[Cert, ...]:
+    foreign = Pki("Foreign")
+    return foreign.leaf(), foreign.issuing
+
+
+def _leaf_without_intermediate(pki: Pki) -> tuple[Cert, ...]:
+    return (pki.leaf(),)
+
+
+def _rsa_1024(pki: Pki) -> tuple[Cert, ...]:
+    return pki.leaf(rsa_bits=1024), pki.issuing
+
+
+@pytest.mark.parametrize(
+    ("make_chain", "reason", "key", "leaf_subject"),
+    [
+        pytest.param(_expired, "expired", "expired", "CN=localhost", id="expired"),
+        pytest.param(_not_yet_valid, "not-yet-valid", "not-yet-valid", "CN=localhost", id="early"),
+        pytest.param(_wrong_host, "hostname", "hostname", "CN=other.example", id="wrong host"),
+        pytest.param(_self_signed, "self-signed", "self-signed", "CN=localhost", id="self-signed"),
+        pytest.param(
+            _foreign_root_sent_along, "untrusted", "untrusted", "CN=localhost", id="foreign root"
+        ),
+        pytest.param(
+            _foreign_chain, "unknown-issuer", "untrusted", "CN=localhost", id="foreign CA"
+        ),
+        pytest.param(
+            _leaf_without_intermediate,
+            "unknown-issuer",
+            "incomplete-chain",
+            "CN=localhost",
+            id="incomplete chain",
+        ),
+        pytest.param(_rsa_1024, "weak-key", "key-size", "CN=localhost", id="RSA-1024"),
+    ],
+)
+def test_failed_verification_gives_openssl_reason_and_still_describes_the_chain(
+    lab: Lab,
+    make_chain: Callable[[Pki], tuple[Cert, ...]],
+    reason: str,
+    key: str,
+    leaf_subject: str,
+) -> None:
+    chain = make_chain(lab.pki)
+    files = write_chain(lab.folder, f"bad-{key}", *chain)
+    with tls_server(*files, weak=True) as port:
+        facts = observe(lab.target(port), legacy=False)
+    assert not facts.ok
+    assert facts.error == REASONS[reason]
+    assert facts.error_kind == "tls"
+    assert [c.sha256_fingerprint for c in facts.chain] == [_fingerprint(c) for c in chain]
+    assert facts.chain[0].subject == leaf_subject
+    assert [f.key for f in judge_handshake(facts, TlsPolicy())] == [key]
+
+
+def test_sha1_signed_certificate_fails_verification_and_is_described(lab: Lab) -> None:
+    der, key = sha1_leaf(lab.folder, lab.pki.issuing)
+    cert = lab.folder / "sha1-chain.pem"
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    cert.write_bytes(pem + lab.pki.issuing.pem)
+    with tls_server(cert, key, weak=True) as port:
+        facts = observe(lab.target(port), legacy=False)
+    assert facts.error == REASONS["sha1"]
+    assert facts.chain[0].signature_hash == "sha1"
+    assert [f.key for f in judge_handshake(facts, TlsPolicy())] == ["signature:sha1"]
+
+
+def test_server_accepting_tls10_is_seen_to_accept_it(lab: Lab) -> None:
+    with tls_server(*lab.good, versions=TLS10_AND_UP, weak=True) as port:
+        facts = observe(lab.target(port))
+    assert facts.ok
+    assert dict(facts.legacy) == {"TLSv1": True, "TLSv1.1": True}
+
+
+@pytest.mark.parametrize(
+    ("version", "legacy"),
+    [
+        pytest.param("TLSv1", {"TLSv1": True, "TLSv1.1": False}, id="TLS 1.0 only"),
+        pytest.param("TLSv1.1", {"TLSv1": False, "TLSv1.1": True}, id="TLS 1.1 only"),
+    ],
+)
+def test_server_speaking_only_a_legacy_version_fails_verification_but_is_described(
+    lab: Lab, version: str, legacy: dict[str, bool]
+) -> None:
+    with tls_server(*lab.good, versions=(version, version), weak=True) as port:
+        facts = observe(lab.target(port))
+    assert not facts.ok
+    assert facts.error == REASONS["legacy-only"]
+    assert facts.protocol is None
+    assert dict(facts.legacy) == legacy
+    # The observe-only handshake, which offers TLS 1.0 and up, still saw the certificate.
+    assert [c.subject for c in facts.chain] == ["CN=localhost", "CN=Test Issuing CA"]
+
+
+def test_server_demanding_client_cert_is_still_seen_to_accept_tls10(lab: Lab) -> None:
+    with tls_server(*lab.good, versions=TLS10_AND_UP, weak=True, client_ca=lab.client_ca) as port:
+        facts = observe(lab.target(port, client_cert=lab.client))
+    assert facts.ok, facts.error
+    assert dict(facts.legacy) == {"TLSv1": True, "TLSv1.1": True}
+
+
+def test_default_server_refuses_both_legacy_versions(lab: Lab, good_port: int) -> None:
+    facts = observe(lab.target(good_port))
+    assert dict(facts.legacy) == {"TLSv1": False, "TLSv1.1": False}
+
+
+@pytest.fixture(params=["TLSv1.3", "TLSv1.2"])
+def mtls_port(request: pytest.FixtureRequest, lab: Lab) -> Iterator[int]:
+    version = request.param
+    with tls_server(*lab.good, versions=(version, version), client_ca=lab.client_ca) as port:
+        yield port
+
+
+def test_server_demanding_client_cert_is_seen_to_demand_it(lab: Lab, mtls_port: int) -> None:
+    facts = observe(lab.target(mtls_port), legacy=False, client_auth=True)
+    assert facts.client_cert_demanded is True
+    # Without a certificate the verifying handshake cannot succeed, under TLS 1.3 as under 1.2.
+    assert not facts.ok
+    assert facts.error in (REASONS["no-client-cert-tls13"], REASONS["no-client-cert-tls12"])
+    assert facts.chain[0].subject == "CN=localhost"
+
+
+def test_server_demanding_client_cert_accepts_the_sites_certificate(
+    lab: Lab, mtls_port: int
+) -> None:
+    facts = observe(lab.target(mtls_port, client_cert=lab.client), legacy=False, client_auth=True)
+    assert facts.ok, facts.error
+    assert facts.client_cert_demanded is True
+
+
+def test_server_demanding_client_cert_refuses_a_foreign_certificate(
+    lab: Lab, mtls_port: int
+) -> None:
+    target = lab.target(mtls_port, client_cert=lab.foreign_client)
+    facts = observe(target, legacy=False, client_auth=True)
+    assert not facts.ok
+    assert facts.error == REASONS["foreign-client-cert"]
+    assert facts.client_cert_demanded is True
+
+
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+def test_normal_server_is_seen_not_to_demand_a_client_cert_without_waiting(
+    lab: Lab, version: str
+) -> None:
+    with tls_server(*lab.good, versions=(version, version)) as port:
+        facts = observe(lab.target(port), legacy=False, client_auth=True)
+    assert facts.ok, facts.error
+    assert facts.client_cert_demanded is False
+    # TLS 1.3: the server's session tickets end the wait for a refusal long before it runs out.
+    assert facts.duration_ms < 250
+
+
+def test_refused_port_is_a_connect_error(lab: Lab) -> None:
+    facts = observe(lab.target(closed_port()))
+    assert (facts.ok, facts.error_kind) == (False, "connect")
+    assert facts.error == "TCP connection failed: connection refused"
+    assert facts.chain == ()
+    assert dict(facts.legacy) == {}
+
+
+def test_silent_listener_times_out_within_the_configured_timeout(lab: Lab) -> None:
+    with silent_listener() as port:
+        started = time.monotonic()
+        facts = observe(lab.target(port, connect_timeout=0.5, read_timeout=0.5))
+        elapsed = time.monotonic() - started
+    assert (facts.ok, facts.error_kind) == (False, "timeout")
+    assert facts.error == "no TLS handshake answer within 0.5 s"
+    assert 0.4 < elapsed < 1.5
+
+
+def test_plain_http_on_the_port_is_a_protocol_error_not_a_hang(lab: Lab) -> None:
+    with https_server(*lab.good, tls=False) as port:
+        started = time.monotonic()
+        facts = observe(lab.target(port, read_timeout=3.0))
+        elapsed = time.monotonic() - started
+    assert (facts.ok, facts.error_kind) == (False, "protocol")
+    assert facts.error is not None
+    assert "WRONG_VERSION_NUMBER" in facts.error
+    assert "does not speak TLS" in facts.error
+    assert elapsed < 2.0
+
+
+def test_observe_many_returns_facts_for_every_target_by_name(lab: Lab, good_port: int) -> None:
+    expired = write_chain(lab.folder, "many-expired", *_expired(lab.pki))
+    with tls_server(*expired) as expired_port, silent_listener() as silent_port:
+        targets = [
+            lab.target(silent_port, "silent", read_timeout=0.5),
+            lab.target(good_port, "good"),
+            lab.target(expired_port, "expired"),
+            lab.target(closed_port(), "refused"),
+        ]
+        started = time.monotonic()
+        facts = observe_many(targets)
+        elapsed = time.monotonic() - started
+    assert set(facts) == {"silent", "good", "expired", "refused"}
+    assert all(isinstance(f, HandshakeFacts) for f in facts.values())
+    assert [facts[n].error_kind for n in ("silent", "good", "expired", "refused")] == [
+        "timeout",
+        None,
+        "tls",
+        "connect",
+    ]
+    # In parallel: the whole run takes about as long as its slowest probe.
+    assert elapsed < 1.0
+
+
+def test_observe_many_refuses_two_targets_with_one_name(lab: Lab) -> None:
+    target = lab.target(closed_port(), "same")
+    with pytest.raises(ValueError, match="unique names"):
+        observe_many([target, target])
+
+
+def test_unusable_ca_bundle_is_a_package_error_naming_the_file(lab: Lab, good_port: int) -> None:
+    bundle = lab.folder / "not-a-bundle.pem"
+    bundle.write_text("not a certificate\n")
+    with pytest.raises(PackageError, match="not a usable CA bundle") as caught:
+        observe(lab.target(good_port, ca_bundle=bundle))
+    assert str(bundle) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "server_name", "expected"),
+    [
+        pytest.param(
+            "https://idm.example:8443/idm-admin",
+            None,
+            ("idm.example", 8443, "idm.example"),
+            id="port",
+        ),
+        pytest.param(
+            "https://idm.example", None, ("idm.example", 443, "idm.example"), id="default"
+        ),
+        pytest.param(
+            "https://127.0.0.1:9443", "cm.example", ("127.0.0.1", 9443, "cm.example"), id="SNI"
+        ),
+        pytest.param("https://[::1]:8443/", None, ("::1", 8443, "::1"), id="IPv6"),
+    ],
+)
+def test_target_from_url_takes_host_port_and_server_name(
+    url: str, server_name: str | None, expected: tuple[str, int, str]
+) -> None:
+    target = ProbeTarget.from_url("x", url, server_name=server_name)
+    assert (target.host, target.port, target.server_name) == expected
+
+
+def test_target_from_url_refuses_a_url_that_is_not_https() -> None:
+    with pytest.raises(ValueError, match="not an https:// URL"):
+        ProbeTarget.from_url("x", "http://idm.example")
+
+
+def test_ipv6_target_is_named_with_brackets() -> None:
+    assert ProbeTarget.from_url("x", "https://[::1]:8443").address == "[::1]:8443"
+
+
+def _fingerprint(cert: Cert) -> str:
+    return hashlib.sha256(cert.der).hexdigest()
