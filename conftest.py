@@ -9,7 +9,7 @@ given as `--site=PATH` (with `=`) or through `SMARTID_SITE`.
 
 import pytest
 
-pytest_plugins = ["fixtures.site", "fixtures.lab"]
+pytest_plugins = ["fixtures.site", "fixtures.lab", "fixtures.clients", "fixtures.steps"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -222,6 +222,21 @@ class IdmClient:
             raise
         return True
 
+    def credentials_valid(self, user: str, password: Secret) -> bool:
+        """Whether IDM accepts `user`/`password` at all: 401 means no; 403 (authenticated, but
+        not an administrator) or 200 means yes. Read-only."""
+        response = self._http.get(
+            self._url("packages"),
+            params={"tenantId": self.tenant},
+            auth=(user, password.reveal()),
+        )
+        if response.status_code == 401:
+            return False
+        if response.status_code in (200, 403):
+            return True
+        check_status(response)
+        return True
+
     # --- admin contract -----------------------------------------------------------------------
 
     def packages(self) -> list[InstalledPackage]:

@@ -32,7 +32,8 @@ class Change:
     new: str | None = None
 
     def __str__(self) -> str:
-        arrow = f": {self.old} -> {self.new}" if self.old is not None or self.new else ""
+        shown_old = self.old if self.old is not None else "none"
+        arrow = f": {shown_old} -> {self.new}" if self.old is not None or self.new else ""
         return MASKER.mask(f"{self.action} {self.object} {self.field}{arrow}")
 
 

@@ -279,6 +279,11 @@ class Site(_Model):
         return self._path
 
     @property
+    def bindings(self) -> list[Binding]:
+        """The task bindings to make: the site's, or the guide's six."""
+        return list((self.processes or ProcessesSection()).bindings)
+
+    @property
     def probe_default_password(self) -> bool:
         if self.idm is None:
             return False

@@ -1,0 +1,124 @@
+"""One site as the suite sees it: the site file plus the site state, and the clients built from
+them. Setup steps and verify checks both start here, so they agree on which password, key and
+certificate belongs to which component."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from smartid import errors
+from smartid.hermod_config import HermodClient, HermodConfigError, parse_clients
+from smartid.http import Timeouts
+from smartid.idm import IdmClient
+from smartid.masking import MASKER, Secret
+from smartid.site import Site
+from smartid.state import SiteState
+
+__all__ = ["HERMOD_KEY_FILE", "Deployment"]
+
+HERMOD_KEY_FILE = "hermod-client.key"
+
+
+@dataclass
+class Deployment:
+    site: Site
+    state: SiteState
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.site.tls.connect_timeout, read=self.site.tls.read_timeout)
+
+    # --- IDM ----------------------------------------------------------------------------------
+
+    def idm_client(self, password: Secret | None = None) -> IdmClient:
+        """IDM Admin as the site's administrator, with the site's password unless one is given."""
+        idm = self.site.idm
+        if idm is None or idm.admin_url is None:
+            raise errors.SiteError(str(self.site.path), "idm.admin_url", "IDM is not described")
+        return IdmClient(
+            idm.admin_url,
+            user=idm.admin_user,
+            password=password or idm.admin_password.get(),
+            ca_bundle=Path(idm.ca_bundle) if idm.ca_bundle else None,
+            tenant=idm.tenant_id,
+            timeouts=self.timeouts,
+        )
+
+    @property
+    def default_password(self) -> Secret:
+        assert self.site.idm is not None
+        # The vendor default is public; it is a Secret only so that clients accept it.
+        return Secret(self.site.idm.default_password, "the vendor default password")
+
+    def working_admin(self) -> tuple[IdmClient, bool]:
+        """An IDM client that logs in, and whether it uses the site's (new) password.
+
+        Raises AuthenticationError when neither the site's password nor the default works."""
+        site_client = self.idm_client()
+        if site_client.login_works():
+            return site_client, True
+        site_client.close()
+        default_client = self.idm_client(self.default_password)
+        if default_client.login_works():
+            return default_client, False
+        default_client.close()
+        assert self.site.idm is not None
+        raise errors.AuthenticationError(
+            f"{self.site.idm.admin_url}",
+            401,
+            f"IDM Admin refuses user '{self.site.idm.admin_user}' with the site's password and "
+            "with the default password",
+        )
+
+    # --- Hermod -------------------------------------------------------------------------------
+
+    def application_yml(self) -> Path | None:
+        messaging = self.site.messaging
+        return Path(messaging.application_yml) if messaging and messaging.application_yml else None
+
+    def configured_hermod_clients(self) -> list[HermodClient]:
+        path = self.application_yml()
+        if path is None or not path.exists():
+            return []
+        try:
+            return parse_clients(path.read_text(encoding="utf-8"), str(path))
+        except HermodConfigError as exc:
+            raise errors.SiteError(str(path), None, str(exc)) from None
+
+    def hermod_key(self) -> tuple[Secret | None, str]:
+        """The IDM client's Hermod key and where it came from: the site, the site state or
+        Hermod's application.yml; (None, "none") when none exists anywhere."""
+        messaging = self.site.messaging
+        assert messaging is not None
+        if messaging.key is not None:
+            return messaging.key.get(), "site"
+        stored = self.state.read(HERMOD_KEY_FILE)
+        if stored is not None:
+            key = Secret(stored.decode().strip(), f"site state {HERMOD_KEY_FILE}")
+            MASKER.register(key)
+            return key, "site state"
+        for client in self.configured_hermod_clients():
+            if client.client_id == messaging.client_id:
+                MASKER.register(client.key)
+                return client.key, "application.yml"
+        return None, "none"
+
+    def desired_hermod_client(self, key: Secret) -> HermodClient:
+        messaging = self.site.messaging
+        assert messaging is not None
+        assert messaging.callback_url is not None
+        basic = Secret(
+            f"{messaging.hermod_user}:{messaging.hermod_password.get().reveal()}",
+            "callback-basic-auth",
+        )
+        MASKER.register(basic)
+        client = HermodClient(
+            client_id=messaging.client_id,
+            key=key,
+            callback_url=messaging.callback_url,
+            callback_basic_auth=basic,
+            group=messaging.group,
+        )
+        MASKER.register(client.api_key)
+        return client
