@@ -98,7 +98,7 @@ def test_client_section_in_application_yml(
             return
         written = deployment.state.write(SECTION_FILE, client_section(client).encode())
         MASKER.register(client.key)
-        print(
+        changes.note(
             f"Paste {written} into allowed-clients of Hermod's application.yml and refresh "
             "Hermod's configuration; the round trip (SETUP-406) proves it was done."
         )

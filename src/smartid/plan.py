@@ -44,6 +44,11 @@ class Changes:
     step: str
     apply: bool
     recorded: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Something the user must know or do, shown with the step in the run's summary."""
+        self.notes.append(MASKER.mask(text))
 
     def change(
         self,

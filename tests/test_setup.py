@@ -1,0 +1,290 @@
+"""`pytest -m setup` against the lab: the plan, the run, the re-run, and what stops it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from smartid.cm import PROPERTIES, pkcs12_encryption
+from smartid.hermod_config import merge_client, parse_clients
+from smartid.lab.faults import FaultSet
+from smartid.lab.state import LabState
+from smartid.lab.store import Store
+from tests.helpers import ROOT, Run, run_suite
+from tests.lab import new_state, running_lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+LAB_SITE = (ROOT / "sites" / "lab.toml").read_text()
+GUIDE_STEPS = 22
+
+
+class Lab:
+    """A running factory lab and a way to run the suite against it."""
+
+    def __init__(self, state: LabState, tmp: Path) -> None:
+        self.state = state
+        self.tmp = tmp
+        self.env = {
+            "SMARTID_LAB_STATE": str(state.path),
+            "SMARTID_STATE": str(tmp / "site-state"),
+            "SMARTID_REPORTS": str(tmp / "reports"),
+        }
+
+    def writes(self) -> int:
+        return Store(self.state.database).audit_count()
+
+    def site(self, text: str, name: str = "variant") -> Path:
+        path = self.tmp / f"{name}.toml"
+        path.write_text(text)
+        return path
+
+    def run(self, *args: str, site: Path | None = None) -> Run:
+        extra = (f"--site={site}",) if site else ()
+        done = run_suite("-m", "setup", *extra, *args, env=self.env)
+        secrets = self.state.secrets().values()
+        leaked = [s for s in secrets if s in done.output]
+        assert not leaked, "a secret of the lab site was printed"
+        return done
+
+    def plan(self) -> dict[str, object]:
+        document: dict[str, object] = json.loads((self.tmp / "reports" / "plan.json").read_text())
+        return document
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    state = new_state(tmp_path / "lab")
+    with running_lab(state):
+        yield Lab(state, tmp_path)
+
+
+def _summary(run: Run) -> dict[str, str]:
+    """Step id -> outcome, from the suite's "Smart ID setup" section."""
+    steps = {}
+    for line in run.stdout.splitlines():
+        match = re.match(r"^(SETUP-\d{3}(?:\[[^\]]*\])?): (\S.*)$", line)
+        if match:
+            steps[match.group(1)] = match.group(2)
+    return steps
+
+
+def test_plan_on_factory_lab_lists_every_change_and_writes_nothing(lab: Lab) -> None:
+    before = lab.writes()
+    run = lab.run("--plan")
+    assert run.returncode == 0, run.output
+    assert lab.writes() == before
+    assert not any((lab.tmp / "site-state").rglob("*.*")), "plan wrote to the site state"
+    changes = lab.plan()["changes"]
+    assert isinstance(changes, list)
+    objects = {(c["step"].split("[")[0], c["object"], c["field"]) for c in changes}
+    expected_steps = {
+        "SETUP-101",
+        "SETUP-201",
+        "SETUP-302",
+        "SETUP-303",
+        "SETUP-304",
+        "SETUP-401",
+        "SETUP-402",
+        "SETUP-403",
+        "SETUP-404",
+        "SETUP-405",
+        "SETUP-501",
+    }
+    assert expected_steps <= {step for step, _, _ in objects}
+    bindings = [c for c in changes if c["step"].startswith("SETUP-501")]
+    assert len(bindings) == 6
+    assert all(set(c) == {"step", "object", "field", "action", "old", "new"} for c in changes)
+    for secret in lab.state.secrets().values():
+        assert secret not in (lab.tmp / "reports" / "plan.json").read_text()
+
+
+def test_plan_fail_on_changes_exits_1_while_changes_are_pending(lab: Lab) -> None:
+    assert lab.run("--plan", "--plan-fail-on-changes").returncode == 1
+    assert lab.run().returncode == 0
+    assert lab.run("--plan", "--plan-fail-on-changes").returncode == 0
+
+
+def test_setup_passes_then_a_second_run_writes_nothing(lab: Lab) -> None:
+    first = lab.run()
+    assert first.returncode == 0, first.output
+    assert f"{GUIDE_STEPS} passed" in first.output
+    writes = lab.writes()
+    second = lab.run()
+    assert second.returncode == 0, second.output
+    assert lab.writes() == writes, "the second run wrote to IDM"
+    outcomes = _summary(second)
+    assert len(outcomes) == GUIDE_STEPS
+    assert set(outcomes.values()) == {"unchanged"}
+
+
+def test_wrong_admin_password_stops_early_and_writes_nothing(lab: Lab) -> None:
+    assert lab.run().returncode == 0
+    wrong = lab.tmp / "wrong.json"
+    wrong.write_text(json.dumps({"admin_password": "Not-the-password-42"}))
+    site = lab.site(
+        LAB_SITE.replace(
+            'admin_password = { file = "{lab_state}/secrets.json", key = "admin_password" }',
+            f'admin_password = {{ file = "{wrong}", key = "admin_password" }}',
+        )
+    )
+    writes = lab.writes()
+    run = lab.run(site=site)
+    assert run.returncode == 1
+    assert lab.writes() == writes
+    assert "refuses user 'admin' with the site's password and with the default password" in (
+        run.output
+    )
+    assert "Traceback" not in run.output
+    assert "Not-the-password-42" not in run.output
+    assert "blocked by SETUP-002" in run.output
+
+
+def test_missing_package_file_is_a_site_error(lab: Lab) -> None:
+    site = lab.site(
+        LAB_SITE.replace(
+            'name = "SharedCredentials"', 'name = "SharedCredentials"\npath = "nowhere.zip"'
+        )
+    )
+    run = lab.run(site=site)
+    assert run.returncode == 4
+    assert "package.path" in run.output
+    assert "nowhere.zip does not exist" in run.output
+
+
+def test_corrupt_package_fails_its_step_and_blocks_the_rest(lab: Lab) -> None:
+    corrupt = lab.tmp / "SharedCredentials.zip"
+    corrupt.write_bytes(b"PK\x03\x04 this is not really a zip")
+    site = lab.site(
+        LAB_SITE.replace(
+            'name = "SharedCredentials"', f'name = "SharedCredentials"\npath = "{corrupt}"'
+        )
+    )
+    run = lab.run(site=site)
+    assert run.returncode == 1
+    assert "SETUP-201" in run.output
+    assert "package refused" in run.output
+    assert "blocked by SETUP-201" in run.output
+
+
+def test_officer_keystore_with_wrong_password_fails_the_ca_step(lab: Lab) -> None:
+    wrong = lab.tmp / "wrong.json"
+    wrong.write_text(json.dumps({"pw": "Wrong-keystore-pw-7"}))
+    site = lab.site(
+        LAB_SITE.replace(
+            'officer_keystore_password = { file = "{lab_state}/secrets.json", '
+            'key = "officer_keystore_password" }',
+            f'officer_keystore_password = {{ file = "{wrong}", key = "pw" }}',
+        )
+    )
+    run = lab.run(site=site)
+    assert run.returncode == 1
+    assert "wrong keystore password" in run.output
+    assert "blocked by SETUP-301" in run.output
+    assert "Wrong-keystore-pw-7" not in run.output
+
+
+@pytest.mark.parametrize(
+    ("fault", "observed"),
+    [
+        ("hermod-down", "connection refused"),
+        ("hermod-cert-untrusted", "certificate verification failed"),
+    ],
+)
+def test_hermod_fault_fails_the_step_that_meets_it(lab: Lab, fault: str, observed: str) -> None:
+    FaultSet(lab.state.path).switch(fault, True)
+    time.sleep(1)
+    run = lab.run()
+    assert run.returncode == 1
+    assert "SETUP-401" in run.output
+    assert observed in run.output
+    outcomes = _summary(run)
+    assert outcomes["SETUP-401"] == "failed"
+    assert all(outcome == "skipped" for step, outcome in outcomes.items() if step >= "SETUP-402")
+    assert "Traceback" not in run.output
+
+
+def test_interrupted_run_converges(lab: Lab) -> None:
+    """The process is killed right after the CA step's upload; a normal run then finishes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTID_", "PYTEST_"))}
+    env.update(lab.env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-m", "setup"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = Store(lab.state.database)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(r.action == "upload" for r in store.audit()):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait()
+    bindings = {r.object for r in store.audit() if r.object.startswith("process")}
+    assert not bindings, "the run was not interrupted before the process step"
+    run = lab.run()
+    assert run.returncode == 0, run.output
+    assert lab.run().returncode == 0
+    assert set(_summary(lab.run()).values()) == {"unchanged"}
+
+
+def test_without_admin_contract_steps_are_manual_and_the_run_carries_on(lab: Lab) -> None:
+    site = lab.site(LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n'))
+    run = lab.run(site=site)
+    assert run.returncode == 0, run.output
+    outcomes = _summary(run)
+    manual = [step for step, outcome in outcomes.items() if outcome.startswith("manual")]
+    assert "SETUP-101" in {step.split("[")[0] for step in manual}
+    assert "Home > User Administration" in run.output
+    assert "Lock related credentials" in run.output
+
+
+def test_without_application_yml_the_section_is_written_and_the_round_trip_decides(
+    lab: Lab,
+) -> None:
+    site = lab.site(
+        LAB_SITE.replace('application_yml = "{lab_state}/hermod/application.yml"\n', "")
+    )
+    run = lab.run(site=site)
+    assert run.returncode == 1
+    assert "SETUP-406" in run.output
+    section = lab.tmp / "site-state" / "variant" / "hermod-client-section.yml"
+    assert section.stat().st_mode & 0o777 == 0o600
+    assert "Paste" in run.output
+    text = section.read_text()
+    wrapped = "allowed-clients:\n" + "".join(f"  {line}\n" for line in text.splitlines())
+    client = parse_clients(wrapped)[0]
+    config = lab.state.hermod_config
+    config.write_text(merge_client(config.read_text(), client))
+    again = lab.run(site=site)
+    assert again.returncode == 0, again.output
+
+
+def test_legacy_pkcs12_encryption_for_older_java(lab: Lab) -> None:
+    site = lab.site(
+        LAB_SITE.replace(
+            'ca_name = "Smart ID Certificate Manager"\n',
+            'ca_name = "Smart ID Certificate Manager"\npkcs12_encryption = "legacy"\n',
+        )
+    )
+    assert lab.run(site=site).returncode == 0
+    data = (lab.tmp / "site-state" / "variant" / "cm-connection.zip").read_bytes()
+    with zipfile.ZipFile(BytesIO(data)) as archive:
+        properties = archive.read(PROPERTIES).decode()
+        keystore_name = re.search(r"cm.keystore.file=(\S+)", properties)
+        assert keystore_name is not None
+        assert pkcs12_encryption(archive.read(keystore_name.group(1))) == "legacy"
