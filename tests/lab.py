@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from smartid.http import session
-from smartid.lab.server import probe
+from smartid.lab.probe import probe
 from smartid.lab.state import DEFAULT_PORTS, LabState
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from smartid.errors import SmartIDError
 from smartid.lab.package import PackageObject, write_package
-from smartid.lab.server import probe
+from smartid.lab.probe import probe
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
 from tests.helpers import run_suite

@@ -13,7 +13,7 @@ from typing import Any
 from smartid.errors import SmartIDError
 from smartid.lab import factory
 from smartid.lab.faults import FAULTS, FaultSet
-from smartid.lab.server import LabServer, probe
+from smartid.lab.probe import probe
 from smartid.lab.state import LabState, resolve_state_dir
 from smartid.lab.store import Store
 
@@ -38,6 +38,8 @@ def status(state: LabState) -> dict[str, Any]:
 
 
 def _serve(state: LabState) -> int:
+    from smartid.lab.server import LabServer  # the web stack, only when serving
+
     server = LabServer(state)
     started = time.monotonic()
     server.start()

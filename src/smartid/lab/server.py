@@ -30,7 +30,7 @@ from smartid.lab.idm_app import IdmLab, create_idm_app
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
 
-__all__ = ["LabServer", "probe", "server_context"]
+__all__ = ["LabServer", "server_context"]
 
 WATCH_INTERVAL = 0.25
 _CM_UP = ListenerSettings(
@@ -230,37 +230,3 @@ class LabServer:
         """Block until a listener dies unexpectedly (or KeyboardInterrupt)."""
         while all(running.alive for running in self._running.values()):
             time.sleep(0.2)
-
-
-def probe(state: LabState, timeout: float = 1.0) -> bool:
-    """True when the lab answers: IDM Admin's banner over verified HTTPS, or, while IDM is down by
-    a fault, the lab's fault file says so and Hermod's port accepts connections."""
-    try:
-        ports = state.ports()
-        context = ssl.create_default_context(cafile=str(state.pki.ca_bundle))
-    except (OSError, ValueError, KeyError, ssl.SSLError):
-        return False
-    try:
-        with (
-            socket.create_connection(("127.0.0.1", ports["idm"]), timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
-            tls.sendall(b"GET /idm-admin/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            answer = tls.recv(64)
-    except (OSError, ssl.SSLError):
-        return _answers_despite_faults(state, ports, timeout)
-    return answer.startswith(b"HTTP/1.1 200")
-
-
-def _answers_despite_faults(state: LabState, ports: dict[str, int], timeout: float) -> bool:
-    """With an IDM fault on (down, untrusted or expired certificate) the banner probe fails
-    although the lab runs; then any listening lab port counts."""
-    if not FaultSet(state.path).active():
-        return False
-    for name in ("hermod", "cm", "idm"):
-        try:
-            with socket.create_connection(("127.0.0.1", ports[name]), timeout=timeout):
-                return True
-        except OSError:
-            continue
-    return False

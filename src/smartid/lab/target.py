@@ -11,7 +11,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from smartid.errors import LabError
-from smartid.lab.server import probe
+from smartid.lab.probe import probe
 from smartid.lab.state import LabState
 from smartid.site import Site
 
