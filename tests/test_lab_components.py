@@ -84,6 +84,13 @@ def test_messaging_round_trip_names_each_missing_piece_then_passes(lab: LabState
         assert not result.ok
         assert "truststore" in (result.error or "")
 
+        lab.pki.issue_server("unrelated", issuer="foreign")
+        idm.add_trust("unrelated", (lab.pki.folder / "foreign-root-ca.pem").read_text())
+        result = idm.test_messaging_connection(MESSAGING)
+        assert not result.ok
+        assert "issued by 'CN=Smart ID Lab Issuing CA'" in (result.error or "")
+        idm.remove_trust("unrelated")
+
         idm.add_trust("lab-root", lab.pki.root_cert.read_text())
         result = idm.test_messaging_connection(MESSAGING)
         assert not result.ok

@@ -31,6 +31,7 @@ from smartid.cm import (
 )
 from smartid.http import Timeouts, check_status, session
 from smartid.lab.admin_api import Actions
+from smartid.tls import ProbeTarget, observe
 
 __all__ = ["CallbackInbox", "LabActions", "ReceivedCallback"]
 
@@ -142,7 +143,7 @@ class LabActions(Actions):
             return _failed(
                 "idm-to-hermod",
                 f"{url}: TLS certificate verification failed: IDM's truststore is empty "
-                "(import Hermod's CA certificate)",
+                f"({_presented(url)})",
             )
         with self._private_dir() as folder:
             bundle = folder / "truststore.pem"
@@ -152,6 +153,8 @@ class LabActions(Actions):
                 with session(bundle, timeouts=TIMEOUTS) as http:
                     answer = check_status(http.post(f"{url}/ping", headers=headers, json={}))
                     command_id = str(answer.json()["commandId"])
+            except errors.TLSError as exc:
+                return _failed("idm-to-hermod", f"{exc} ({_presented(url)})")
             except errors.SmartIDError as exc:
                 return _failed("idm-to-hermod", str(exc))
             except (ValueError, KeyError):
@@ -172,6 +175,18 @@ class LabActions(Actions):
             "error": f"Hermod's callback did not arrive: {reason}",
             "legs": [sent, back],
         }
+
+
+def _presented(url: str) -> str:
+    """Which certificate Hermod presented, for a trust error that names it."""
+    try:
+        facts = observe(ProbeTarget.from_url("hermod", url), legacy=False)
+    except errors.SmartIDError:
+        return "Hermod's certificate could not be read"
+    if not facts.chain:
+        return "Hermod presented no certificate"
+    leaf = facts.chain[0]
+    return f"Hermod presented '{leaf.subject}' issued by '{leaf.issuer}'; IDM's truststore lacks it"
 
 
 def _failed(leg: str, detail: str) -> dict[str, Any]:
