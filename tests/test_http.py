@@ -5,11 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
 
 from smartid import errors
 from smartid.http import Timeouts, check_status, session
 from tests.certs import TestCA
 from tests.servers import closed_port, https_server, silent_listener
+
+
+def _get(
+    url: str, bundle: Path, timeouts: Timeouts | None = None, verify: bool | None = None
+) -> requests.Response:
+    """One GET in a session that is closed afterwards, so no socket outlives the test."""
+    with session(bundle, timeouts=timeouts) as http:
+        extra = {} if verify is None else {"verify": verify}
+        response = http.get(url, **extra)
+        response.content  # noqa: B018 - read it all before the connection closes
+        return response
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +35,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestCA, Path]:
 def test_refused_connection_names_url(ca: tuple[TestCA, Path]) -> None:
     url = f"https://127.0.0.1:{closed_port()}/x"
     with pytest.raises(errors.ConnectError, match="connection refused") as caught:
-        session(ca[1]).get(url)
+        _get(url, ca[1])
     assert str(caught.value).startswith(url)
 
 
@@ -31,7 +43,7 @@ def test_silent_server_times_out_within_site_timeout(ca: tuple[TestCA, Path]) ->
     with silent_listener() as port:
         url = f"https://127.0.0.1:{port}/"
         with pytest.raises(errors.TimeoutError, match="timed out") as caught:
-            session(ca[1], timeouts=Timeouts(connect=0.5, read=0.5)).get(url)
+            _get(url, ca[1], Timeouts(connect=0.5, read=0.5))
     assert url in str(caught.value)
 
 
@@ -39,7 +51,7 @@ def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, ca: tuple[TestCA, 
     other = TestCA("Other Root")
     cert, key = other.issue().write(tmp_path, "server")
     with https_server(cert, key) as port, pytest.raises(errors.TLSError) as caught:
-        session(ca[1]).get(f"https://localhost:{port}/")
+        _get(f"https://localhost:{port}/", ca[1])
     assert "verification failed: unable to get local issuer certificate" in str(caught.value)
     assert f"localhost:{port}" in str(caught.value)
 
@@ -47,25 +59,25 @@ def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, ca: tuple[TestCA, 
 def test_wrong_host_is_a_tls_error(tmp_path: Path, ca: tuple[TestCA, Path]) -> None:
     cert, key = ca[0].issue(hosts=("other.example",)).write(tmp_path, "server")
     with https_server(cert, key) as port, pytest.raises(errors.TLSError, match="Hostname"):
-        session(ca[1]).get(f"https://localhost:{port}/")
+        _get(f"https://localhost:{port}/", ca[1])
 
 
 def test_plain_http_on_tls_port_is_a_tls_error(tmp_path: Path, ca: tuple[TestCA, Path]) -> None:
     cert, key = ca[0].issue().write(tmp_path, "server")
     with https_server(cert, key, tls=False) as port, pytest.raises(errors.TLSError):
-        session(ca[1]).get(f"https://localhost:{port}/")
+        _get(f"https://localhost:{port}/", ca[1])
 
 
 def test_trusted_server_answers(tmp_path: Path, ca: tuple[TestCA, Path]) -> None:
     cert, key = ca[0].issue().write(tmp_path, "server")
     with https_server(cert, key) as port:
-        response = check_status(session(ca[1]).get(f"https://localhost:{port}/"))
+        response = check_status(_get(f"https://localhost:{port}/", ca[1]))
     assert response.json() == {"ok": True}
 
 
 def test_verification_cannot_be_switched_off(ca: tuple[TestCA, Path]) -> None:
     with pytest.raises(ValueError, match="never switched off"):
-        session(ca[1]).get("https://127.0.0.1:1/", verify=False)
+        _get("https://127.0.0.1:1/", ca[1], verify=False)
 
 
 def test_environment_proxies_are_ignored(
@@ -75,7 +87,7 @@ def test_environment_proxies_are_ignored(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent.pem")
     cert, key = ca[0].issue().write(tmp_path, "server")
     with https_server(cert, key) as port:
-        assert session(ca[1]).get(f"https://localhost:{port}/").status_code == 200
+        assert _get(f"https://localhost:{port}/", ca[1]).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -96,7 +108,7 @@ def test_status_becomes_named_error(
     cert, key = ca[0].issue().write(tmp_path, "server")
     body = b'{"detail": "user admin:Sup3r-secret-value-42 refused"}'
     with https_server(cert, key, status=status, body=body) as port:
-        response = session(ca[1]).get(f"https://localhost:{port}/api?x=1")
+        response = _get(f"https://localhost:{port}/api?x=1", ca[1])
         with pytest.raises(error) as caught:
             check_status(response)
     message = str(caught.value)

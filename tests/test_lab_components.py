@@ -147,8 +147,11 @@ def _handshake(state: LabState, component: str) -> str:
     try:
         with (
             socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as tls,
+            context.wrap_socket(
+                raw, server_hostname="localhost", do_handshake_on_connect=False
+            ) as tls,
         ):
+            tls.do_handshake()
             der = tls.getpeercert(binary_form=True)
     except ssl.SSLCertVerificationError as exc:
         return f"refused: {exc.verify_message}"
@@ -169,8 +172,9 @@ def _observe_cert(state: LabState, component: str) -> str:
     try:
         with (
             socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
-            context.wrap_socket(raw) as tls,
+            context.wrap_socket(raw, do_handshake_on_connect=False) as tls,
         ):
+            tls.do_handshake()
             der = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError) as exc:
         return f"error: {type(exc).__name__}"
@@ -195,8 +199,9 @@ def _legacy(state: LabState, component: str) -> str:
     try:
         with (
             socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
-            context.wrap_socket(raw),
+            context.wrap_socket(raw, do_handshake_on_connect=False) as tls,
         ):
+            tls.do_handshake()
             return "TLSv1 accepted"
     except (OSError, ssl.SSLError):
         return "TLSv1 refused"
@@ -208,8 +213,11 @@ def _cm_without_certificate(state: LabState) -> str:
     try:
         with (
             socket.create_connection(("127.0.0.1", state.ports()["cm"]), timeout=3) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as tls,
+            context.wrap_socket(
+                raw, server_hostname="localhost", do_handshake_on_connect=False
+            ) as tls,
         ):
+            tls.do_handshake()
             tls.sendall(request)
             answer = tls.recv(64)
     except (OSError, ssl.SSLError):

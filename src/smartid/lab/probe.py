@@ -25,8 +25,11 @@ def probe(state: LabState, timeout: float = 1.0) -> bool:
     try:
         with (
             socket.create_connection(("127.0.0.1", ports["idm"]), timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as tls,
+            context.wrap_socket(
+                raw, server_hostname="localhost", do_handshake_on_connect=False
+            ) as tls,
         ):
+            tls.do_handshake()
             tls.sendall(b"GET /idm-admin/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             answer = tls.recv(64)
     except (OSError, ssl.SSLError):
