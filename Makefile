@@ -5,8 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Allure Report 3 for the HTML report: npm `allure`, pinned in package-lock.json, installed by npm ci.
+NODE_STAMP := node_modules/.installed
+SITE ?=
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean nightly node-install
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 install: $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+node-install: $(NODE_STAMP)
 
 # pytest exits 5 when a marker selects no test: for a marker whose tests do not exist yet that is
 # "nothing to do", not a failure.
@@ -25,15 +34,21 @@ endef
 
 demo: install
 	$(call run_marker,setup)
-	$(call run_marker,verify)
+	@$(MAKE) --no-print-directory nightly
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+# verify against SITE (default: the lab) with JUnit XML, reports/summary.json and the HTML report
+# with trend history. make exits 2 on any failure; cron gets the exact code (0, 1, 2, 3, 4) from
+# .venv/bin/python -m smartid.nightly run (see docs/operations.md).
+nightly: install $(NODE_STAMP)
+	$(BIN)/python -m smartid.nightly run $(if $(SITE),--site=$(SITE)) -- $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) reports/allure-results .lab .smartid

@@ -9,7 +9,14 @@ given as `--site=PATH` (with `=`) or through `SMARTID_SITE`.
 
 import pytest
 
-pytest_plugins = ["fixtures.site", "fixtures.lab", "fixtures.clients", "fixtures.steps"]
+pytest_plugins = [
+    "fixtures.site",
+    "fixtures.lab",
+    "fixtures.clients",
+    "fixtures.steps",
+    "fixtures.reporting",
+    "fixtures.checks",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

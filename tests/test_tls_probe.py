@@ -5,8 +5,13 @@ and it never hangs."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
+import ssl
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +232,71 @@ def test_server_demanding_client_cert_is_still_seen_to_accept_tls10(lab: Lab) ->
     assert dict(facts.legacy) == {"TLSv1": True, "TLSv1.1": True}
 
 
+@contextlib.contextmanager
+def _recording_mtls_server(lab: Lab) -> Iterator[tuple[int, list[tuple[str, bool]]]]:
+    """Demands a client certificate, accepts TLS 1.0 and up, and records (version, whether a
+    client certificate was presented) for every handshake it completes."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSVersion.TLSv1 on 3.11
+        context.minimum_version = ssl.TLSVersion.TLSv1
+    context.load_cert_chain(*lab.good)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(lab.client_ca)
+    seen: list[tuple[str, bool]] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def serve_one(conn: socket.socket) -> None:
+        conn.settimeout(2)
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                seen.append((tls.version() or "", tls.getpeercert(binary_form=True) is not None))
+                while tls.recv(1024):  # until the client leaves, as a server does
+                    pass
+        except (OSError, ssl.SSLError):
+            conn.close()  # a handshake without a certificate: refused, not recorded
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            worker = threading.Thread(target=serve_one, args=(conn,), daemon=True)
+            worker.start()
+            workers.append(worker)
+
+    acceptor = threading.Thread(target=serve, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[1], seen
+    finally:
+        stop.set()
+        acceptor.join()
+        listener.close()
+        for worker in workers:
+            worker.join(timeout=3)
+
+
+def test_legacy_probes_present_the_client_certificate_to_a_server_that_demands_one(
+    lab: Lab,
+) -> None:
+    # Without the certificate such a server ends every handshake, whatever version it accepts:
+    # only a probe that presents it learns the answer from the server itself.
+    with _recording_mtls_server(lab) as (port, seen):
+        facts = observe(lab.target(port, client_cert=lab.client))
+    assert facts.ok, facts.error
+    assert dict(facts.legacy) == {"TLSv1": True, "TLSv1.1": True}
+    assert ("TLSv1", True) in seen
+    assert ("TLSv1.1", True) in seen
+
+
 def test_default_server_refuses_both_legacy_versions(lab: Lab, good_port: int) -> None:
     facts = observe(lab.target(good_port))
     assert dict(facts.legacy) == {"TLSv1": False, "TLSv1.1": False}
@@ -284,6 +354,61 @@ def test_refused_port_is_a_connect_error(lab: Lab) -> None:
     assert facts.error == "TCP connection failed: connection refused"
     assert facts.chain == ()
     assert dict(facts.legacy) == {}
+
+
+def test_connection_reset_before_the_handshake_is_a_connect_error(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A listener that goes away (a server restarting) resets the connections it had not accepted
+    # yet: Python sees it while wrapping the socket, before any handshake.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    connect = socket.create_connection
+
+    def connect_then_reset(*args: object, **kwargs: object) -> socket.socket:
+        sock = connect(*args, **kwargs)  # type: ignore[arg-type]
+        listener.close()
+        time.sleep(0.05)
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", connect_then_reset)
+    facts = observe(lab.target(listener.getsockname()[1]), legacy=False)
+    assert (facts.ok, facts.error_kind) == (False, "connect")
+    assert facts.error == "TCP connection failed: the peer reset it before the TLS handshake"
+
+
+class _ResetAfterCheck(socket.socket):
+    """A connected socket whose peer resets it just after the probe has checked it."""
+
+    def __init__(self, connected: socket.socket, listener: socket.socket) -> None:
+        super().__init__(fileno=connected.detach())
+        self._listener = listener
+
+    def getpeername(self) -> object:
+        address = super().getpeername()
+        self._listener.close()
+        time.sleep(0.05)
+        return address
+
+
+def test_connection_reset_while_wrapping_is_a_connect_error_without_a_leak(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python's wrap_socket raises for a reset it meets itself and leaves its socket open; warnings
+    # are errors here, so a leaked socket would fail this test.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    connect = socket.create_connection
+
+    def connect_then_reset(*args: object, **kwargs: object) -> socket.socket:
+        return _ResetAfterCheck(connect(*args, **kwargs), listener)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "create_connection", connect_then_reset)
+    facts = observe(lab.target(listener.getsockname()[1]), legacy=False)
+    assert (facts.ok, facts.error_kind) == (False, "connect")
+    assert facts.error == "TCP connection failed: the peer reset it before the TLS handshake"
 
 
 def test_silent_listener_times_out_within_the_configured_timeout(lab: Lab) -> None:

@@ -3,28 +3,60 @@
 Everything else calls `step()` and the `attach_*()` functions; each masks every secret the run knows
 before anything reaches the report. Outside a pytest run with allure-pytest active the calls are
 harmless no-ops, so the library works from a REPL.
+
+The pytest glue (`fixtures/reporting.py`) also labels each test through `label_test()`, records
+waivers with `mark_waived()`, and has `install_result_masking()` mask every result allure-pytest
+writes, including what it takes from pytest itself (exception messages, parameters, names). A check
+that finds something worth a warning but not a failure calls `warn()`: the test passes, and the
+warning shows in the report and in the terminal summary.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import allure  # noqa: TID251 - this module is the seam
+import allure_commons
 
 from smartid.masking import MASKER, find_leaks
 
 __all__ = [
+    "CHECK_ID_LABEL",
+    "SEVERITIES",
+    "WAIVED_LABEL",
+    "WARNING_LABEL",
+    "Labels",
     "attach_json",
     "attach_pem",
     "attach_text",
     "find_leaks",
     "install_log_masking",
+    "install_result_masking",
+    "label_test",
+    "labels_for",
+    "mark_waived",
     "step",
+    "take_warnings",
+    "uninstall_result_masking",
+    "warn",
 ]
+
+SEVERITIES = ("blocker", "critical", "normal", "minor")
+CHECK_ID_LABEL = "check_id"
+WARNING_LABEL = "warning"
+WAIVED_LABEL = "waived"
+# The ids checks and setup steps start their docstring with (the same shape as a waiver's check).
+_CHECK_ID = re.compile(r"^[A-Z]+-\d{3}$")
+# allure's dynamic API is untyped; one Any-typed handle keeps mypy --strict quiet about each call.
+_dynamic: Any = allure.dynamic
 
 
 @contextmanager
@@ -57,6 +89,135 @@ def attach_pem(name: str, pem: str) -> None:
         extension="pem",
         attachment_type=allure.attachment_type.TEXT,
     )
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What the report shows about one test besides its outcome."""
+
+    title: str | None = None
+    check_id: str | None = None
+    epic: str | None = None
+    story: str | None = None
+    doc_url: str | None = None
+    severity: str = "normal"
+
+
+def labels_for(
+    doc: str | None,
+    *,
+    epic: str | None = None,
+    story: str | None = None,
+    doc_url: str | None = None,
+    severity: str | None = None,
+    case: str | None = None,
+) -> Labels:
+    """The labels of a test from its docstring, its module's EPIC/STORY/DOC_URL and its severity.
+
+    The title is the docstring's first paragraph (`TLS-003 The leaf certificate is valid.`), with
+    the parametrized case appended; its first word is the check id when it looks like `ABC-123`.
+    """
+    chosen = severity or "normal"
+    if chosen not in SEVERITIES:
+        raise ValueError(f"severity '{chosen}' is not one of {', '.join(SEVERITIES)}")
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    title = " ".join(paragraph.split()) or None
+    first = title.split(" ", 1)[0] if title else ""
+    check_id = first if _CHECK_ID.match(first) else None
+    if title is not None and case:
+        title = f"{title} [{case}]"
+    return Labels(title, check_id, epic, story, doc_url, chosen)
+
+
+def label_test(labels: Labels) -> None:
+    """Label the running test; called while allure-pytest has the test open."""
+    if labels.title is not None:
+        _dynamic.title(MASKER.mask(labels.title))
+    if labels.check_id is not None:
+        _dynamic.label(CHECK_ID_LABEL, labels.check_id)
+    if labels.epic:
+        _dynamic.epic(labels.epic)
+    if labels.story:
+        _dynamic.story(labels.story)
+    if labels.doc_url:
+        _dynamic.link(labels.doc_url, name="Vendor documentation")
+    # A plain string: allure-pytest would write an enum member as its repr.
+    _dynamic.label("severity", labels.severity)
+
+
+_warnings: list[str] = []
+_warnings_lock = threading.Lock()
+
+
+def warn(text: str) -> None:
+    """A finding that does not fail the check: shown on the test in the report (tag, label and
+    attachment) and, through the pytest glue, in the terminal summary under "Smart ID warnings"."""
+    masked = MASKER.mask(" ".join(text.split()))
+    with _warnings_lock:
+        _warnings.append(masked)
+    _dynamic.tag(WARNING_LABEL)
+    _dynamic.label(WARNING_LABEL, masked)
+    allure.attach(masked, name="Warning", attachment_type=allure.attachment_type.TEXT)
+
+
+def take_warnings() -> list[str]:
+    """The warnings recorded since the last call (the pytest glue files them under the test)."""
+    with _warnings_lock:
+        taken = list(_warnings)
+        _warnings.clear()
+    return taken
+
+
+def mark_waived(reason: str) -> None:
+    """Record on the running test that its failure is waived (the summary lists it as waived)."""
+    _dynamic.label(WAIVED_LABEL, MASKER.mask(" ".join(reason.split())))
+
+
+def _mask_tree(node: Any) -> Any:
+    """Mask every string inside an allure-commons model object (attrs classes, lists, strings)."""
+    if isinstance(node, str):
+        return MASKER.mask(node)
+    if isinstance(node, list):
+        node[:] = [_mask_tree(item) for item in node]
+        return node
+    if isinstance(node, Enum) or not hasattr(node, "__attrs_attrs__"):
+        return node
+    for name, value in vars(node).items():
+        # The history id is a digest that keeps a test's trend across runs; it shows no value.
+        if name not in ("uuid", "historyId", "testCaseId"):
+            setattr(node, name, _mask_tree(value))
+    return node
+
+
+class _ResultMasker:
+    """Runs before allure-commons' file writer (tryfirst) and masks each result in place."""
+
+    @allure_commons.hookimpl(tryfirst=True)
+    def report_result(self, result: Any) -> None:
+        _mask_tree(result)
+
+    @allure_commons.hookimpl(tryfirst=True)
+    def report_container(self, container: Any) -> None:
+        _mask_tree(container)
+
+
+_RESULT_MASKER = _ResultMasker()
+
+
+def install_result_masking() -> None:
+    """Mask every test result and fixture container before allure-pytest writes it.
+
+    allure-pytest fills results from pytest itself: the exception message (`exconly()`), the
+    parameters of a parametrized test and step arguments are written as they are. Attachments are
+    not covered here: `attach_*()` mask their own, and the pytest glue masks captured output.
+    """
+    if not allure_commons.plugin_manager.is_registered(_RESULT_MASKER):
+        allure_commons.plugin_manager.register(_RESULT_MASKER)
+
+
+def uninstall_result_masking() -> None:
+    if allure_commons.plugin_manager.is_registered(_RESULT_MASKER):
+        allure_commons.plugin_manager.unregister(_RESULT_MASKER)
 
 
 def _mask_record(record: logging.LogRecord) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -425,8 +426,36 @@ def _check_paths(site: Site) -> None:
     for key, value in checks:
         values = value if isinstance(value, list) else [value]
         for item in values:
-            if item is not None and not Path(item).is_file():
+            if item is None:
+                continue
+            if not Path(item).is_file():
                 raise SiteError(shown, key, f"file {item} does not exist")
+            problem = _pem_problem(Path(item), key.rsplit(".", 1)[-1])
+            if problem is not None:
+                raise SiteError(shown, key, f"file {item} {problem}")
+
+
+# Keys whose files the suite hands to TLS as PEM; a wrong file found here is one sentence naming
+# the key, rather than a failed handshake per check later.
+_PEM_CERTIFICATES = frozenset({"ca_bundle", "trust_certs", "client_cert"})
+
+
+def _pem_problem(path: Path, field_name: str) -> str | None:
+    """Why the file named by `field_name` is not the PEM it must be, or None."""
+    if field_name not in _PEM_CERTIFICATES and field_name != "client_key":
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if field_name == "client_key":
+        # The key is not parsed here: it may be encrypted, and its content is a secret.
+        return None if b"PRIVATE KEY-----" in data else "is not a PEM private key"
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return "is not a PEM certificate bundle"
+    return None
 
 
 def resolve_site(site: Site) -> Site:

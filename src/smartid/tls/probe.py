@@ -11,7 +11,9 @@ One `observe()` makes, at most:
 3. with `client_auth=True` and a client certificate configured: a verifying handshake without one,
    to learn whether the server demands a certificate (without one configured, (1) already is it).
 4. with `legacy=True`: one handshake per legacy version, offering only that version; it learns
-   whether the server accepts it and sends nothing.
+   whether the server accepts it and sends nothing. It presents the site's client certificate when
+   one is configured: a server that demands one (CM) refuses every handshake without it, and would
+   otherwise seem to refuse the legacy version whether it accepts it or not.
 
 The peer's verdict on a client certificate: under TLS 1.2 the server checks the client certificate
 before it sends its own Finished, so the client's handshake fails when it is refused. Under TLS 1.3
@@ -50,6 +52,8 @@ _LEGACY_VERSIONS = ("TLSv1", "TLSv1.1")
 # server that refuses answers within a round trip; one that accepts usually sends session tickets
 # at once, which ends the wait early. Silence for this long counts as accepted.
 _SETTLE_SECONDS = 0.5
+
+_RESET_BEFORE_HANDSHAKE = "TCP connection failed: the peer reset it before the TLS handshake"
 
 _ENCODING_DER: int = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
 
@@ -140,9 +144,11 @@ def observe(
     accepted: dict[str, bool] = {}
     if legacy and verdict.error_kind not in ("connect", "timeout"):
         for version in _LEGACY_VERSIONS:
-            probe = _handshake(target, _legacy_context(version), target.server_name)
+            context = _legacy_context(version, target.client_cert)
+            probe = _handshake(target, context, target.server_name)
             # A server sends its certificate only in the version it agreed to; one that demands a
-            # client certificate then ends the handshake, having accepted the version all the same.
+            # client certificate we do not have then ends the handshake, having accepted the
+            # version all the same.
             accepted[version] = probe.ok or bool(probe.chain)
     return HandshakeFacts(
         target=target.address,
@@ -214,9 +220,17 @@ def _handshake(
         raw.settimeout(target.read_timeout)
         # No handshake on wrap: a failed handshake must leave the socket (and the chain the server
         # presented before the failure) to read from.
-        with context.wrap_socket(
-            raw, server_hostname=server_name, do_handshake_on_connect=False
-        ) as tls:
+        # A peer that reset the connection between accepting it and the handshake (a listener
+        # going away) is told here, before ssl's wrap_socket meets it.
+        try:
+            raw.getpeername()
+            tls = context.wrap_socket(
+                raw, server_hostname=server_name, do_handshake_on_connect=False
+            )
+        except OSError as exc:
+            _close_orphaned_socket(exc)
+            return _Outcome(False, _RESET_BEFORE_HANDSHAKE, "connect")
+        with tls:
             try:
                 tls.do_handshake()
             except TimeoutError:
@@ -235,6 +249,17 @@ def _handshake(
                         False, refusal, "tls", protocol, cipher[0] if cipher else None, chain, True
                     )
             return _Outcome(True, None, None, protocol, cipher[0] if cipher else None, chain)
+
+
+def _close_orphaned_socket(exc: BaseException) -> None:
+    """ssl's wrap_socket (Python 3.11) raises when the peer resets the connection while the
+    SSLSocket is being made, leaving that socket open; it would warn when collected. Close it."""
+    frame = exc.__traceback__
+    while frame is not None:
+        made = frame.tb_frame.f_locals.get("self")
+        if isinstance(made, ssl.SSLSocket):
+            made.close()
+        frame = frame.tb_next
 
 
 def _failed(exc: BaseException, chain: tuple[bytes, ...]) -> _Outcome:
@@ -335,13 +360,17 @@ def _verifying_context(
     except (OSError, ssl.SSLError) as exc:
         raise PackageError(str(ca_bundle), f"not a usable CA bundle ({_os_phrase(exc)})") from None
     if client_cert is not None:
-        try:
-            context.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
-        except (OSError, ssl.SSLError) as exc:
-            raise PackageError(
-                str(client_cert[0]), f"not a usable client certificate and key ({_os_phrase(exc)})"
-            ) from None
+        _load_client_cert(context, client_cert)
     return context
+
+
+def _load_client_cert(context: ssl.SSLContext, client_cert: tuple[Path, Path]) -> None:
+    try:
+        context.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+    except (OSError, ssl.SSLError) as exc:
+        raise PackageError(
+            str(client_cert[0]), f"not a usable client certificate and key ({_os_phrase(exc)})"
+        ) from None
 
 
 _legacy_lock = threading.Lock()
@@ -368,10 +397,14 @@ def _version(name: str) -> ssl.TLSVersion:
     return ssl.TLSVersion.TLSv1 if name == "TLSv1" else ssl.TLSVersion.TLSv1_1
 
 
-@functools.cache
-def _legacy_context(version: str) -> ssl.SSLContext:
-    """Offers only `version`, to learn whether the server accepts it; verification off."""
-    return _unverified_context(version, version)
+@functools.lru_cache(maxsize=64)
+def _legacy_context(version: str, client_cert: tuple[Path, Path] | None) -> ssl.SSLContext:
+    """Offers only `version`, to learn whether the server accepts it; verification off; with the
+    site's client certificate for the endpoint, if it has one."""
+    context = _unverified_context(version, version)
+    if client_cert is not None:
+        _load_client_cert(context, client_cert)
+    return context
 
 
 @functools.cache

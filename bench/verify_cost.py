@@ -1,0 +1,153 @@
+"""What a whole verify run costs, as a ratio in one run (DESIGN §8): `pytest -m verify` against a
+running lab that the suite's setup has configured, divided by a pytest run of as many trivial tests
+with allure-pytest writing results (`--alluredir`). Both are subprocesses started the same way, so
+both pay for Python, pytest and Allure; the ratio is what the checks themselves add. Goal: <= 2.
+
+It also prints the TLS verdict of each lab endpoint (one observation and judgement each).
+
+    python bench/verify_cost.py [--repeat 5] [--bytecode-cache]
+
+`--bytecode-cache` lets the subprocesses keep compiled modules (and pytest's rewritten test
+modules) as a user's machine does, where the environment sets PYTHONDONTWRITEBYTECODE; without it
+every run compiles the suite's modules again, which costs the suite more than the trivial run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from smartid.lab.state import DEFAULT_PORTS, LabState
+from smartid.lab.target import ensure_running
+from smartid.site import TlsPolicy
+from smartid.tls import ProbeTarget, judge_all, observe_many
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pytest(args: Sequence[str], cwd: Path, env: dict[str, str], ok: int = 0) -> float:
+    """Seconds a pytest subprocess takes; it must exit with `ok`."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != ok:
+        raise SystemExit(f"pytest {' '.join(args)} exited {done.returncode}:\n{done.stdout}")
+    return elapsed
+
+
+def _count(junit: Path) -> int:
+    return junit.read_text(encoding="utf-8").count("<testcase ")
+
+
+def _trivial(folder: Path, count: int) -> None:
+    folder.mkdir()
+    (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (folder / "test_trivial.py").write_text(
+        "import pytest\n\n\n"
+        f"@pytest.mark.parametrize('case', range({count}))\n"
+        "def test_trivial(case: int) -> None:\n"
+        "    assert case >= 0\n",
+        encoding="utf-8",
+    )
+
+
+def _tls_verdicts(state: LabState) -> None:
+    officer = state.pki.officer
+    targets = [
+        ProbeTarget(
+            name,
+            "127.0.0.1",
+            port,
+            "localhost",
+            state.pki.ca_bundle,
+            (officer.cert, officer.key) if name == "cm" else None,
+        )
+        for name, port in state.ports().items()
+    ]
+    started = time.perf_counter()
+    observed = observe_many(targets, client_auth=True)
+    policy = TlsPolicy()
+    for name, facts in observed.items():
+        findings = judge_all(facts, policy, client_auth_required=name == "cm")
+        verdict = "ok" if not findings else "; ".join(f"{f.key}: {f.observed}" for f in findings)
+        print(f"  {name:7} {facts.protocol or '-':8} {facts.duration_ms:6.1f} ms  {verdict}")
+    print(f"  all endpoints in parallel: {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each, median taken")
+    parser.add_argument(
+        "--bytecode-cache",
+        action="store_true",
+        help="let the runs write and use bytecode caches (drop PYTHONDONTWRITEBYTECODE)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="verify-cost-") as work:
+        folder = Path(work)
+        state_dir = folder / "lab"
+        state_dir.mkdir()
+        ports = {name: _free_port() for name in DEFAULT_PORTS}
+        (state_dir / "ports.json").write_text(json.dumps(ports), encoding="utf-8")
+        state = LabState(state_dir)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTID_", "PYTEST_"))}
+        env |= {"SMARTID_LAB_STATE": str(state_dir), "SMARTID_STATE": str(folder / "state")}
+        if args.bytecode_cache:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        allure = f"--alluredir={folder / 'allure'}"
+        started = ensure_running(state)
+        try:
+            _pytest(["-m", "setup", "-q", allure], ROOT, env)
+            junit = folder / "junit.xml"
+            _pytest(["-m", "verify", "-q", allure, f"--junitxml={junit}"], ROOT, env)  # warm-up
+            count = _count(junit)
+            _trivial(folder / "trivial", count)
+            verify, trivial, empty = [], [], []
+            for _ in range(args.repeat):
+                verify.append(_pytest(["-m", "verify", "-q", allure], ROOT, env))
+                # Nothing selected (exit 5): what the suite costs before any check runs.
+                none = ["-m", "verify", "-q", "-k", "no_such_check", allure]
+                empty.append(_pytest(none, ROOT, env, ok=5))
+                trivial.append(
+                    _pytest(["-q", "-p", "no:cacheprovider", allure], folder / "trivial", env)
+                )
+            print("TLS verdict per lab endpoint:")
+            _tls_verdicts(state)
+        finally:
+            if started is not None:
+                started.stop()
+    v, t, e = statistics.median(verify), statistics.median(trivial), statistics.median(empty)
+    print(f"pytest -m verify ({count} checks, lab set up): {v:.2f} s (median of {args.repeat})")
+    print(f"  of which the suite's start and end, no check selected: {e:.2f} s")
+    print(f"{count} trivial tests with allure-pytest:     {t:.2f} s (median of {args.repeat})")
+    caches = (
+        "with" if args.bytecode_cache or "PYTHONDONTWRITEBYTECODE" not in os.environ else "without"
+    )
+    print(f"ratio: {v / t:.2f} (goal <= 2), {caches} bytecode caches")
+
+
+if __name__ == "__main__":
+    main()

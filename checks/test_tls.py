@@ -1,0 +1,158 @@
+"""TLS posture of every endpoint (DESIGN §6): IDM, Hermod, CM and the site's [[endpoints]].
+
+Each endpoint is observed once per run, all in parallel (`tls_observations`); every check judges
+those facts against the site's [tls] policy with the TLS engine's pure judges. The verdict always
+comes from the verifying handshake (site CA bundle, server name, and CM's officer certificate);
+an observe-only handshake only describes a certificate that failed it. A property that cannot be
+judged because no certificate was seen fails the check: it is not proven.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from smartid import report
+from smartid.checks import Findings, TlsEndpoint
+from smartid.site import Site
+from smartid.tls import (
+    HandshakeFacts,
+    judge_client_auth,
+    judge_expiry,
+    judge_handshake,
+    judge_keys,
+    judge_protocol,
+    judge_signatures,
+)
+
+EPIC = "Acceptance checks"
+STORY = "TLS"
+DOC_URL = "https://doc.nexusgroup.com/pub/integrate-identity-manager-with-smart-id-messaging"
+
+pytestmark = [pytest.mark.verify, pytest.mark.health]
+
+_NO_TLS = ("connect", "timeout", "protocol")
+
+
+def _facts(endpoint: TlsEndpoint, observations: dict[str, HandshakeFacts]) -> HandshakeFacts:
+    facts = observations[endpoint.id]
+    report.attach_json(f"TLS facts of {endpoint.id}", facts.to_dict())
+    return facts
+
+
+def _refused_for_want_of_certificate(endpoint: TlsEndpoint, facts: HandshakeFacts) -> bool:
+    """The server was verified, then asked for a client certificate the site gives none of: what
+    an endpoint declared with client_auth = "required" and no client_cert does (TLS-006 judges
+    the demand)."""
+    no_certificate = endpoint.client_cert is None and not endpoint.officer
+    return endpoint.client_auth_required and no_certificate and facts.client_cert_demanded is True
+
+
+def _no_certificate(
+    endpoint: TlsEndpoint, facts: HandshakeFacts, findings: Findings, what: str
+) -> bool:
+    if facts.chain:
+        return False
+    findings.add(
+        "unobserved",
+        f"no certificate was observed ({facts.error or 'no handshake'})",
+        f"a certificate presented in the handshake, to judge {what}",
+        endpoint.named(facts.target),
+    )
+    return True
+
+
+@pytest.mark.severity("blocker")
+def test_handshake_verifies(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-001 A verifying handshake with the site's CA bundle and server name succeeds: the chain
+    leads to a trusted CA and the certificate is valid for the server name."""
+    facts = _facts(tls_endpoint, tls_observations)
+    if _refused_for_want_of_certificate(tls_endpoint, facts):
+        return
+    findings.extend(judge_handshake(facts, site.tls), target=tls_endpoint.named(facts.target))
+
+
+@pytest.mark.severity("critical")
+def test_protocol_meets_minimum(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-002 The endpoint negotiates at least the site's minimum TLS version and refuses
+    handshakes that offer only TLS 1.0 or TLS 1.1."""
+    facts = _facts(tls_endpoint, tls_observations)
+    where = tls_endpoint.named(facts.target)
+    required = f"{site.tls.min_version} or newer, agreed in a verifying handshake"
+    if facts.error_kind in _NO_TLS:
+        findings.add("unobserved", facts.error or "no TLS handshake", required, where)
+        return
+    if facts.protocol is None and not _refused_for_want_of_certificate(tls_endpoint, facts):
+        findings.add(
+            "unobserved",
+            f"no version was agreed: the verifying handshake failed ({facts.error})",
+            required,
+            where,
+        )
+    findings.extend(judge_protocol(facts, site.tls), target=where)
+
+
+@pytest.mark.severity("critical")
+def test_certificates_not_expiring(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-003 The leaf and intermediate certificates are valid and have at least the site's
+    expiry_fail_days left; inside expiry_warn_days the check passes with a warning."""
+    facts = _facts(tls_endpoint, tls_observations)
+    if _no_certificate(tls_endpoint, facts, findings, "its validity"):
+        return
+    findings.extend(judge_expiry(facts, site.tls), target=tls_endpoint.named(facts.target))
+
+
+@pytest.mark.severity("critical")
+def test_key_sizes_meet_policy(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-004 The keys of the leaf and intermediate certificates are at least the site's
+    minimum RSA and EC sizes."""
+    facts = _facts(tls_endpoint, tls_observations)
+    if _no_certificate(tls_endpoint, facts, findings, "its key"):
+        return
+    findings.extend(judge_keys(facts, site.tls), target=tls_endpoint.named(facts.target))
+
+
+@pytest.mark.severity("critical")
+def test_no_forbidden_signature_hash(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-005 No certificate of the presented chain is signed with a hash the site forbids
+    (SHA-1, MD5 by default)."""
+    facts = _facts(tls_endpoint, tls_observations)
+    if _no_certificate(tls_endpoint, facts, findings, "its signature"):
+        return
+    findings.extend(judge_signatures(facts, site.tls), target=tls_endpoint.named(facts.target))
+
+
+@pytest.mark.severity("critical")
+def test_client_certificate_demanded(
+    mtls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    findings: Findings,
+) -> None:
+    """TLS-006 An endpoint that must demand a client certificate (CM, and [[endpoints]] with
+    client_auth = "required") refuses a client that has none."""
+    facts = _facts(mtls_endpoint, tls_observations)
+    findings.extend(judge_client_auth(facts, True), target=mtls_endpoint.named(facts.target))

@@ -1,0 +1,556 @@
+"""Reports: Allure evidence of every suite run, the nightly's summary and exit code, the HTML report
+with its trend, and no secret in any of them (DESIGN §7).
+
+Most tests share one run of a small synthetic suite (its own checks/, conftest and a remote site
+whose password comes from an environment variable) that loads this project's fixtures/reporting.py
+exactly as the real suite does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smartid import htmlreport, nightly
+from smartid.masking import MASK, Secret, find_leaks
+from smartid.results import CATEGORIES, TestRecord, categorize, read_environment
+from tests.helpers import ROOT, Run, run_suite
+from tests.lab import new_state
+
+SECRET = "Synth-s3cret-Passw0rd-77"
+ALLURE = ROOT / "node_modules" / ".bin" / "allure"
+NIGHTLY = [sys.executable, "-m", "smartid.nightly"]
+
+CONFTEST = """
+pytest_plugins = ["fixtures.site", "fixtures.reporting"]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("smartid")
+    group.addoption("--site", default=None)
+    group.addoption("--plan", action="store_true", default=False)
+    group.addoption("--lab-state", default=None)
+"""
+
+PYTEST_INI = """
+[pytest]
+testpaths = checks
+strict = true
+addopts = -ra -p no:cacheprovider
+markers =
+    verify: read-only checks
+    severity(level): blocker, critical, normal or minor
+filterwarnings =
+    error
+"""
+
+SITE = """
+name = "synthetic"
+target = "remote"
+
+[idm]
+admin_url = "https://idm.example.test:8443/idm-admin"
+operator_url = "https://idm.example.test:8443/idm-operator"
+admin_password = { env = "SYNTH_ADMIN_PASSWORD" }
+"""
+
+CHECKS = '''
+import logging
+import os
+
+import pytest
+
+from smartid import report
+from smartid.errors import ConnectError
+
+EPIC = "Verify TLS"
+STORY = "Certificates"
+DOC_URL = "https://doc.example.test/tls"
+
+pytestmark = pytest.mark.verify
+
+
+@pytest.fixture
+def password(site):
+    return site.idm.admin_password.get().reveal()
+
+
+@pytest.mark.severity("blocker")
+def test_passes():
+    """TLS-001 The leaf certificate is valid
+    for the site's server name.
+
+    Details that stay in the description only.
+    """
+
+
+@pytest.mark.severity("critical")
+@pytest.mark.parametrize("endpoint", ["idm", "cm"])
+def test_parametrized(endpoint):
+    """TLS-002 Each endpoint answers."""
+
+
+@pytest.mark.severity("critical")
+@pytest.mark.parametrize("value", [os.environ["SYNTH_ADMIN_PASSWORD"]], ids=["admin-password"])
+def test_parameter_holds_a_secret(value):
+    """AUTH-002 A parameter value that is a secret is masked."""
+
+
+@pytest.mark.severity("normal")
+def test_warns():
+    """TLS-003 The certificate is not about to expire."""
+    report.warn("idm: certificate expires on 2026-12-01, in 6 days (warning from 30 days)")
+
+
+@pytest.mark.severity("minor")
+def test_minor_fails(password):
+    """TLS-004 A minor check fails, with the secret in every channel pytest captures."""
+    print("stdout says " + password)
+    logging.getLogger("smartid.synthetic").warning("log says %s", password)
+    assert password == "the expected certificate chain"
+
+
+@pytest.mark.severity("critical")
+def test_waived():
+    """AUTH-001 A waived check."""
+    pytest.skip("waived: known issue (ops team, until 2099-01-01)")
+
+
+@pytest.mark.severity("blocker")
+def test_blocker():
+    """CONN-001 IDM answers on its admin URL."""
+    if os.environ.get("SYNTH_BLOCKER") == "fail":
+        raise ConnectError("https://idm.example.test:8443", "connection refused")
+
+
+def test_without_docstring_or_severity():
+    pass
+'''
+
+
+def write_suite(folder: Path, checks: str = CHECKS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pytest.ini").write_text(PYTEST_INI)
+    (folder / "conftest.py").write_text(CONFTEST)
+    (folder / "site.toml").write_text(SITE)
+    (folder / "checks").mkdir(exist_ok=True)
+    (folder / "checks" / "test_synthetic.py").write_text(checks)
+    return folder
+
+
+def run_synthetic(suite: Path, *args: str, blocker: str = "pass") -> Run:
+    env = {"PYTHONPATH": str(ROOT), "SYNTH_ADMIN_PASSWORD": SECRET, "SYNTH_BLOCKER": blocker}
+    return run_suite("--site=site.toml", *args, cwd=suite, env=env, timeout=180)
+
+
+def results_by_title(results: Path) -> dict[str, Any]:
+    found = {}
+    for path in results.glob("*-result.json"):
+        data = json.loads(path.read_text())
+        found[str(data["name"])] = data
+    return found
+
+
+def labels(result: Any) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for label in result["labels"]:
+        grouped.setdefault(label["name"], []).append(label["value"])
+    return grouped
+
+
+class Synthetic:
+    """One run of the synthetic suite: its folder, its output and its Allure results."""
+
+    def __init__(self, suite: Path, run: Run) -> None:
+        self.suite = suite
+        self.run = run
+        self.results = suite / "reports" / "allure-results"
+        self.junit = suite / "junit.xml"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
+    suite = write_suite(tmp_path_factory.mktemp("synthetic"))
+    stale = suite / "reports" / "allure-results" / "stale-result.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    run = run_synthetic(suite, "--junitxml=junit.xml")
+    assert run.returncode == 1, run.output  # the minor check fails
+    return Synthetic(suite, run)
+
+
+def test_suite_run_writes_allure_results_to_reports_cleaned_at_start(synthetic: Synthetic) -> None:
+    assert not (synthetic.results / "stale-result.json").exists()
+    assert len(list(synthetic.results.glob("*-result.json"))) == 9
+
+
+def test_a_run_outside_the_suite_folders_writes_no_allure_results(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite")
+    (suite / "own").mkdir()
+    (suite / "own" / "test_own.py").write_text("def test_own():\n    pass\n")
+    run = run_synthetic(suite, "own")
+    assert run.returncode == 0, run.output
+    assert not (suite / "reports").exists()
+
+
+def test_each_test_is_labelled_from_module_markers_and_docstring(synthetic: Synthetic) -> None:
+    by_title = results_by_title(synthetic.results)
+    title = "TLS-001 The leaf certificate is valid for the site's server name."
+    result = by_title[title]
+    assert labels(result)["check_id"] == ["TLS-001"]
+    assert labels(result)["epic"] == ["Verify TLS"]
+    assert labels(result)["story"] == ["Certificates"]
+    assert labels(result)["severity"] == ["blocker"]
+    assert result["links"] == [
+        {"type": "link", "url": "https://doc.example.test/tls", "name": "Vendor documentation"}
+    ]
+    assert "Details that stay in the description only." in str(result["description"])
+    assert labels(by_title["TLS-002 Each endpoint answers. [cm]"])["severity"] == ["critical"]
+    assert "TLS-002 Each endpoint answers. [idm]" in by_title
+    plain = by_title["test_without_docstring_or_severity"]
+    assert labels(plain)["severity"] == ["normal"]
+    assert "check_id" not in labels(plain)
+
+
+def test_a_secret_parameter_is_masked_in_the_results(synthetic: Synthetic) -> None:
+    result = results_by_title(synthetic.results)[
+        "AUTH-002 A parameter value that is a secret is masked. [admin-password]"
+    ]
+    assert result["parameters"] == [{"name": "value", "value": f"'{MASK}'"}]
+
+
+def test_environment_and_categories_are_written_into_the_results(synthetic: Synthetic) -> None:
+    environment = read_environment(synthetic.results)
+    assert environment["site"] == "synthetic"
+    assert environment["target"] == "remote"
+    assert environment["site.file"].endswith("site.toml")
+    assert environment["markers"] == "all"
+    assert {"suite", "python", "pytest", "allure-pytest"} <= environment.keys()
+    categories = json.loads((synthetic.results / "categories.json").read_text())
+    assert [c["name"] for c in categories] == [
+        "Trust / TLS",
+        "Connectivity",
+        "Authentication",
+        "Configuration drift",
+        "Suite error",
+    ]
+    assert all(c["matchedStatuses"] for c in categories)
+
+
+def test_the_secret_is_masked_in_terminal_junit_results_and_attachments(
+    synthetic: Synthetic,
+) -> None:
+    assert SECRET not in synthetic.run.output
+    assert f"AssertionError: assert '{MASK}' == 'the expected" in synthetic.run.output
+    assert re.search(r"Captured stdout call -+\nstdout says \*{4}\n", synthetic.run.output)
+    assert find_leaks(synthetic.results, [Secret(SECRET, "synthetic")]) == []
+    assert find_leaks(synthetic.junit.parent, [Secret(SECRET, "synthetic")]) == []
+    failed = results_by_title(synthetic.results)[
+        "TLS-004 A minor check fails, with the secret in every channel pytest captures."
+    ]
+    assert MASK in failed["statusDetails"]["message"]
+    attachments = {a["name"]: a["source"] for a in failed["attachments"]}
+    assert {"stdout", "log"} <= attachments.keys()
+    assert f"stdout says {MASK}" in (synthetic.results / attachments["stdout"]).read_text()
+    assert f"log says {MASK}" in (synthetic.results / attachments["log"]).read_text()
+
+
+def test_a_warning_passes_and_shows_in_the_terminal_summary(synthetic: Synthetic) -> None:
+    output = synthetic.run.output
+    assert "Smart ID warnings" in output
+    warning = "idm: certificate expires on 2026-12-01, in 6 days (warning from 30 days)"
+    assert f"checks/test_synthetic.py::test_warns: {warning}" in output
+    result = results_by_title(synthetic.results)["TLS-003 The certificate is not about to expire."]
+    assert result["status"] == "passed"
+    assert labels(result)["warning"] == [warning]
+    assert "warning" in labels(result)["tag"]
+    assert "smartid_warning" in synthetic.junit.read_text()
+
+
+def test_summary_counts_statuses_and_exits_zero_when_only_a_minor_check_failed(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    shutil.copytree(synthetic.results, reports / "allure-results")
+    code = nightly.finish(reports, 1, allure=ALLURE)
+    summary = json.loads((reports / "summary.json").read_text())
+    assert code == 0
+    assert summary["exit"] == 0
+    assert summary["site"] == "synthetic"
+    assert summary["target"] == "remote"
+    assert summary["counts"] == {"total": 9, "passed": 7, "failed": 1, "skipped": 1}
+    assert summary["by_severity"]["minor"] == {"failed": 1}
+    assert summary["by_severity"]["critical"] == {"passed": 3, "skipped": 1}
+    assert [(f["id"], f["severity"], f["status"]) for f in summary["failed"]] == [
+        ("TLS-004", "minor", "failed")
+    ]
+    assert summary["waived"] == [
+        {
+            "id": "AUTH-001",
+            "test": "AUTH-001 A waived check.",
+            "severity": "critical",
+            "reason": "waived: known issue (ops team, until 2099-01-01)",
+        }
+    ]
+    assert summary["warnings"][0]["id"] == "TLS-003"
+    assert summary["start"] is not None
+    assert summary["duration_seconds"] >= 0
+    assert (reports / "html" / "index.html").is_file()
+
+
+def test_a_failed_blocker_makes_the_nightly_exit_one(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite")
+    run = run_synthetic(suite, blocker="fail")
+    assert run.returncode == 1, run.output
+    reports = tmp_path / "reports"
+    shutil.copytree(suite / "reports" / "allure-results", reports / "allure-results")
+    assert nightly.finish(reports, run.returncode, allure=ALLURE) == 1
+    summary = json.loads((reports / "summary.json").read_text())
+    blocker = next(f for f in summary["failed"] if f["id"] == "CONN-001")
+    assert blocker == {
+        "id": "CONN-001",
+        "test": "CONN-001 IDM answers on its admin URL.",
+        "severity": "blocker",
+        "status": "broken",
+        "category": "Connectivity",
+        "reason": "smartid.errors.ConnectError: https://idm.example.test:8443: connection refused",
+    }
+
+
+def test_an_unknown_severity_stops_the_run_before_any_test(tmp_path: Path) -> None:
+    checks = 'import pytest\n\n@pytest.mark.severity("high")\ndef test_x():\n    """X-001 x"""\n'
+    suite = write_suite(tmp_path / "suite", checks)
+    run = run_synthetic(suite)
+    assert run.returncode == 4, run.output
+    assert "severity 'high' is not one of blocker, critical, normal, minor" in run.output
+
+
+def _record(status: str, severity: str, check: str = "X-001") -> TestRecord:
+    now = datetime.now(UTC)
+    return TestRecord(check, check, status, severity, check, "", now, now)
+
+
+@pytest.mark.parametrize(
+    ("records", "pytest_exit", "expected"),
+    [
+        pytest.param([_record("passed", "blocker")], 0, 0, id="all-passed"),
+        pytest.param([_record("failed", "blocker")], 1, 1, id="blocker-failed"),
+        pytest.param([_record("broken", "critical")], 1, 1, id="critical-broken"),
+        pytest.param([_record("failed", "minor"), _record("failed", "normal")], 1, 0, id="lesser"),
+        pytest.param([_record("skipped", "blocker")], 0, 0, id="waived-blocker"),
+        pytest.param([], 4, 4, id="site-error"),
+        pytest.param([_record("failed", "blocker")], 2, 2, id="interrupted"),
+        pytest.param([_record("passed", "minor")], 3, 3, id="internal-error"),
+        pytest.param([], 5, 0, id="nothing-selected"),
+        pytest.param([_record("passed", "normal")], 1, 1, id="pytest-failed-results-lost"),
+        pytest.param([_record("failed", "critical")], 0, 1, id="results-decide-over-pytest"),
+    ],
+)
+def test_nightly_exit_code_follows_severity_and_pytest(
+    records: list[TestRecord], pytest_exit: int, expected: int
+) -> None:
+    assert nightly.exit_code(records, pytest_exit)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "category"),
+    [
+        (
+            "failed",
+            "AssertionError: idm: TLSv1.1 accepted (required: TLSv1.1 refused)",
+            "Trust / TLS",
+        ),
+        (
+            "broken",
+            "smartid.errors.TLSError: https://h:1: certificate verify failed",
+            "Trust / TLS",
+        ),
+        ("failed", "'CN=idm' expires on 2026-12-01, in 6 days", "Trust / TLS"),
+        ("broken", "smartid.errors.ConnectError: https://h:1: connection refused", "Connectivity"),
+        ("broken", "smartid.errors.TimeoutError: h:1: timed out after 5 s", "Connectivity"),
+        ("broken", "smartid.errors.AuthenticationError: https://h/x: HTTP 401", "Authentication"),
+        ("failed", "AssertionError: anonymous request to the callback accepted", "Authentication"),
+        ("failed", "AssertionError: drift: 2 objects differ from the site", "Configuration drift"),
+        ("failed", "AssertionError: binding Lock user/Load: data pool 'X'", "Configuration drift"),
+        ("broken", "KeyError: 'tenant'", "Suite error"),
+        ("failed", "AssertionError: assert 1 == 2", None),
+        ("passed", "", None),
+    ],
+)
+def test_failures_fall_into_the_declared_categories(
+    status: str, message: str, category: str | None
+) -> None:
+    assert categorize(status, message) == category
+
+
+def test_categories_read_the_same_in_allure_3_javascript() -> None:
+    """Allure 3 evaluates the expressions with JavaScript's RegExp: they must compile there."""
+    patterns = [c.message for c in CATEGORIES if c.message]
+    script = "for (const p of JSON.parse(process.argv[1])) new RegExp(p).test('x');"
+    done = subprocess.run(
+        ["node", "-e", script, json.dumps(patterns)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_tracking_scripts_are_removed_and_nothing_else_is(tmp_path: Path) -> None:
+    page = textwrap.dedent("""
+        <script>window.allure = {};</script>
+        <script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>
+        <script>
+            window.dataLayer = window.dataLayer || [];
+            function gtag(){dataLayer.push(arguments);}
+        </script>
+        <script async>window.allureReportData = {};</script>
+    """)
+    stripped = htmlreport.strip_tracking(page)
+    assert "googletagmanager" not in stripped
+    assert "dataLayer" not in stripped
+    assert "window.allure = {};" in stripped
+    assert "window.allureReportData = {};" in stripped
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        '<script src="https://cdn.example.com/x.js"></script>',
+        '<link rel="stylesheet" href="http://fonts.example.com/f.css">',
+        '<img src="https://tracker.example.com/p.gif">',
+        '<iframe src="https://example.com/"></iframe>',
+        "<script>fetch('https://api.example.com/collect')</script>",
+        "<script>import('https://cdn.example.com/mod.js')</script>",
+        '<script src="data:text/javascript;base64,'
+        + base64.b64encode(b"fetch(`https://e.example.com/x`)").decode()
+        + '"></script>',
+        "<style>@import 'https://fonts.example.com/a.css';</style>",
+    ],
+)
+def test_the_external_url_scan_finds_what_a_page_would_load(tmp_path: Path, page: str) -> None:
+    (tmp_path / "index.html").write_text(page)
+    assert htmlreport.find_external_urls(tmp_path) != []
+
+
+def test_links_and_loopback_urls_are_not_external_loads(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text(
+        '<a href="https://doc.example.com/">docs</a>'
+        '<script src="http://127.0.0.1:8000/x.js"></script>'
+        '<svg xmlns="http://www.w3.org/2000/svg"></svg>'
+    )
+    assert htmlreport.find_external_urls(tmp_path) == []
+
+
+def test_two_report_generations_keep_a_trend_of_two_runs_without_external_urls(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    paths = htmlreport.ReportPaths.under(tmp_path / "reports")
+    shutil.copytree(synthetic.results, paths.results)
+    allure = htmlreport.allure_binary(ALLURE)
+    timings = []
+    for _ in range(2):
+        began = time.monotonic()
+        index = htmlreport.render(paths, name="Smart ID verify", allure=allure)
+        timings.append(time.monotonic() - began)
+    history = paths.history.read_text().splitlines()
+    assert len(history) == 2
+    assert all(json.loads(line) for line in history)
+    pages = list(paths.html.rglob("*.htm*"))
+    assert pages == [index]
+    text = index.read_text()
+    assert "googletagmanager" not in text
+    assert "dataLayer" not in text
+    assert htmlreport.find_external_urls(paths.html) == []
+    assert find_leaks(paths.html.parent, [Secret(SECRET, "synthetic")]) == []
+    print(f"report generation: {', '.join(f'{t:.2f} s' for t in timings)}")
+
+
+def test_a_site_error_exits_four_and_leaves_no_stale_report(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    (reports / "html").mkdir(parents=True)
+    (reports / "html" / "index.html").write_text("yesterday")
+    done = subprocess.run(
+        [*NIGHTLY, "run", "--reports", str(reports), "--site", str(tmp_path / "missing.toml")],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SMARTID_", "PYTEST_"))},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "the site file does not exist" in done.stdout + done.stderr
+    summary = json.loads((reports / "summary.json").read_text())
+    assert (summary["exit"], summary["pytest_exit"], summary["counts"]) == (4, 4, {"total": 0})
+    assert not (reports / "html").exists()
+
+
+def _lab_secrets(lab: Path, state: Path) -> list[Secret]:
+    values = json.loads((lab / "secrets.json").read_text())
+    secrets = [Secret(v, f"lab secret {k}") for k, v in values.items() if isinstance(v, str)]
+    # Secrets that setup creates for the site (the Hermod client key) are kept as *.key files.
+    for path in sorted(state.rglob("*.key")):
+        secrets.append(Secret(path.read_text().strip(), f"site state {path.name}"))
+    return secrets
+
+
+@pytest.mark.e2e
+@pytest.mark.lab
+def test_no_lab_secret_reaches_any_file_of_setup_verify_and_nightly(tmp_path: Path) -> None:
+    """Honest while setup_steps/ or checks/ are empty (pytest's 5): it scans what there is."""
+    lab = new_state(tmp_path / "lab").path
+    state = tmp_path / "state"
+    env = {"SMARTID_LAB_STATE": str(lab), "SMARTID_STATE": str(state)}
+    reports = tmp_path / "reports"
+    results = reports / "allure-results"
+    setup = run_suite(
+        "-m",
+        "setup",
+        f"--alluredir={results}",
+        "--clean-alluredir",
+        f"--junitxml={reports / 'setup-junit.xml'}",
+        env=env,
+        timeout=600,
+    )
+    assert setup.returncode in (0, 1, 5), setup.output
+    # Verify cleans the results folder: setup's results are kept, and rendered, beside it.
+    setup_paths = htmlreport.ReportPaths(
+        results=reports / "setup-allure-results",
+        html=reports / "setup-html",
+        history=reports / "setup-history.jsonl",
+        config=reports / "setup-allurerc.json",
+    )
+    shutil.copytree(results, setup_paths.results)
+    htmlreport.render(setup_paths, name="Smart ID setup", allure=htmlreport.allure_binary(ALLURE))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTID_", "PYTEST_"))}
+    verify = subprocess.run(
+        [*NIGHTLY, "run", "--reports", str(reports), "--allure", str(ALLURE)],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = setup.output + verify.stdout + verify.stderr
+    assert verify.returncode in (0, 1), output
+    assert (reports / "summary.json").is_file()
+    assert (reports / "html" / "index.html").is_file()
+    secrets = _lab_secrets(lab, state)
+    assert len(secrets) >= 3
+    assert [str(leak) for leak in find_leaks(reports, secrets)] == []
+    assert not any(secret.reveal() in output for secret in secrets)
