@@ -39,6 +39,7 @@ from smartid.hermod_config import (
     parse_clients,
 )
 from smartid.http import Timeouts, session
+from smartid.lab.web import bounded_body
 from smartid.masking import Secret
 
 __all__ = ["BASE_PATH", "MAX_COMMAND_BYTES", "HermodLab", "create_hermod_app"]
@@ -255,20 +256,6 @@ def _deliver(lab: HermodLab, commands: _Commands, client: HermodClient, command:
     )
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"request body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 # --- the app ----------------------------------------------------------------------------------
 
 
@@ -315,7 +302,7 @@ def create_hermod_app(lab: HermodLab) -> FastAPI:
         request: Request, api_key: str | None = Header(None, alias="X-Api-Key")
     ) -> JSONResponse:
         client = await run_in_threadpool(_authenticate, config, api_key)
-        await _bounded_body(request, MAX_COMMAND_BYTES)
+        await bounded_body(request, MAX_COMMAND_BYTES)
         command = commands.add(client, "ping")
         threading.Thread(
             target=_deliver,

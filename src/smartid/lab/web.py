@@ -36,12 +36,12 @@ async def bounded_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"upload larger than {limit} bytes")
+        raise HTTPException(413, f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"upload larger than {limit} bytes")
+            raise HTTPException(413, f"request body larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
