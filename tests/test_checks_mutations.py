@@ -13,149 +13,38 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from smartid.checks import CheckOutcome, check_catalogue, read_junit
 from smartid.hermod_config import HermodClient, generate_key, merge_client, parse_clients
 from smartid.idm import IdmClient
-from smartid.lab.faults import FaultSet
-from smartid.lab.state import LabState
 from smartid.lab.store import Store
 from smartid.masking import Secret
-from smartid.tls import ProbeTarget, observe
-from tests.helpers import ROOT, Run, run_suite
-from tests.lab import new_state, running_lab
+from tests.setuplab import CATALOGUE, SetUpLab, explain, faults_on, set_up_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
-CATALOGUE = check_catalogue(ROOT / "checks")
 CA = "Smart ID Certificate Manager"
 MESSAGING = "Smart ID Messaging"
-COMPONENTS = ("idm", "hermod", "cm")
-_runs = itertools.count(1)
-
-
-# --- the lab, set up by the suite --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verify:
-    run: Run
-    outcomes: list[CheckOutcome]
-
-    def of(self, check: str) -> list[CheckOutcome]:
-        return [o for o in self.outcomes if o.check == check]
-
-
-@dataclass
-class SetUpLab:
-    state: LabState
-    folder: Path
-    env: dict[str, str]
-    baseline: dict[str, tuple[object, ...]] = field(default_factory=dict)
-
-    def idm(self) -> IdmClient:
-        password = Secret(self.state.secrets()["admin_password"], "lab admin password")
-        return IdmClient(
-            self.state.endpoints()["idm_admin"],
-            user="admin",
-            password=password,
-            ca_bundle=self.state.pki.ca_bundle,
-        )
-
-    def suite(self, *args: str) -> Run:
-        # Allure results of these runs go to the test's folder, not to the project's reports/.
-        allure = self.folder / f"allure-{next(_runs)}"
-        return run_suite(*args, f"--alluredir={allure}", env=self.env)
-
-    def verify(self, *checks: str) -> Verify:
-        junit = self.folder / f"junit-{next(_runs)}.xml"
-        selection = ["-k", " or ".join(checks)] if checks else []
-        run = self.suite("-m", "verify", f"--junitxml={junit}", *selection)
-        assert junit.exists(), run.output
-        return Verify(run, read_junit(junit, CATALOGUE))
-
-    def setup(self) -> None:
-        run = self.suite("-m", "setup", "-q")
-        assert run.returncode == 0, run.output
-
-
-def _tls_summary(state: LabState, component: str) -> tuple[object, ...]:
-    """What a client sees of a component's listener: enough to tell when a fault took effect."""
-    officer = state.pki.officer
-    target = ProbeTarget(
-        name=component,
-        host="127.0.0.1",
-        port=state.ports()[component],
-        server_name="localhost",
-        ca_bundle=state.pki.ca_bundle,
-        client_cert=(officer.cert, officer.key) if component == "cm" else None,
-        connect_timeout=2,
-        read_timeout=2,
-    )
-    facts = observe(target)
-    leaf = facts.leaf.sha256_fingerprint if facts.leaf else None
-    return facts.ok, facts.error_kind, leaf, tuple(sorted(facts.legacy.items()))
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SetUpLab]:
-    folder = tmp_path_factory.mktemp("checks")
-    state = new_state(folder / "lab")
-    env = {"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(folder / "state")}
-    with running_lab(state):
-        ready = SetUpLab(state, folder, env)
-        ready.setup()
-        ready.baseline = {c: _tls_summary(state, c) for c in COMPONENTS}
+    with set_up_lab(tmp_path_factory.mktemp("checks")) as ready:
         yield ready
 
 
-# --- faults and configuration changes ------------------------------------------------------------
-
-
-def _changes_listener(fault: str) -> bool:
-    kind = fault.split("-", 1)[1]
-    return kind in ("down", "tls1-accepted") or kind.startswith("cert-")
-
-
-def _settle(lab: SetUpLab, faults: tuple[str, ...], on: bool) -> None:
-    """Wait until every listener a fault changes shows it (or shows the baseline again)."""
-    deadline = time.monotonic() + 20
-    for component in sorted({f.split("-", 1)[0] for f in faults if _changes_listener(f)}):
-        streak = 0
-        while streak < 3:  # three observations in a row: a restarted listener has taken over
-            seen = _tls_summary(lab.state, component)
-            changed = seen != lab.baseline[component]
-            streak = streak + 1 if changed == on else 0
-            assert time.monotonic() < deadline, f"{component} still shows {seen} ({faults})"
-            time.sleep(0.05)
-
-
-@contextmanager
-def _faults(lab: SetUpLab, names: tuple[str, ...]) -> Iterator[None]:
-    switch = FaultSet(lab.state.path)
-    for name in names:
-        switch.switch(name, True)
-    try:
-        _settle(lab, names, on=True)
-        yield
-    finally:
-        for name in names:
-            switch.switch(name, False)
-        _settle(lab, names, on=False)
+# --- configuration changes ----------------------------------------------------------------------
 
 
 GUIDE_BINDINGS = [
@@ -485,33 +374,29 @@ def test_baseline_passes_every_check_and_writes_nothing(lab: SetUpLab) -> None:
     assert Store(lab.state.database).audit_count() == writes
 
 
-def _explain(outcomes: list[CheckOutcome]) -> str:
-    return "\n".join(f"{o.label}: {o.status}: {o.message}" for o in outcomes)
-
-
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.id for m in MUTATIONS])
 def test_mutation_fails_the_checks_that_guard_it(lab: SetUpLab, mutation: Mutation) -> None:
     checks = sorted({expect.check for expect in mutation.expect})
     change = mutation.change(lab) if mutation.change is not None else nullcontext()
-    with _faults(lab, mutation.faults), change:
+    with faults_on(lab, mutation.faults), change:
         result = lab.verify(*checks)
-    print(_explain(result.outcomes))  # shown with -rP: what each check said
+    print(explain(result.outcomes))  # shown with -rP: what each check said
     assert result.run.returncode == 1, result.run.output
     assert "Traceback" not in result.run.output
     for expect in mutation.expect:
         outcomes = result.of(expect.check)
         assert outcomes, f"{expect.check} did not run:\n{result.run.output}"
         failed = {o.case for o in outcomes if o.status == "failed"}
-        assert failed == (set(expect.cases) or {None}), _explain(outcomes)
+        assert failed == (set(expect.cases) or {None}), explain(outcomes)
         for outcome in outcomes:
             if outcome.status != "failed":
-                assert outcome.status == "passed", _explain(outcomes)
+                assert outcome.status == "passed", explain(outcomes)
                 continue
             for words in expect.words:
                 wanted = words.format(case=outcome.case)
-                assert wanted in outcome.message, _explain([outcome])
+                assert wanted in outcome.message, explain([outcome])
 
 
 def test_after_every_mutation_the_deployment_verifies_again(lab: SetUpLab) -> None:
     result = lab.verify()
-    assert result.run.returncode == 0, _explain(result.outcomes)
+    assert result.run.returncode == 0, explain(result.outcomes)

@@ -1,0 +1,108 @@
+"""`pytest -m verify` fails on each fault of the lab with the right check (DESIGN §4, §6).
+
+One fault at a time is switched on in a lab set up by the suite's own setup; the whole verify run
+(every check, in a subprocess, as a user runs it) must fail, the check that guards what the fault
+breaks must fail for exactly the faulted component and name its endpoint, and no check of another
+component may fail. The one fault that must not fail the run is a certificate inside the warning
+window: it passes and shows under "Smart ID warnings". A test fails when a fault of the lab has no
+expectation here, so a new fault cannot be added without showing which check catches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from smartid.lab.faults import FAULTS
+from tests.setuplab import COMPONENTS, SetUpLab, explain, faults_on, set_up_lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+
+@dataclass(frozen=True)
+class Caught:
+    """The fault fails `check` for `case` only (None: a check without cases), and the failure
+    names every one of `words`."""
+
+    check: str
+    case: str | None
+    words: tuple[str, ...]
+
+
+ENDPOINT = "{case} (localhost:"
+WARNED = "expiring-soon"
+
+
+def _component_expectations(c: str) -> dict[str, Caught]:
+    return {
+        f"{c}-cert-expired": Caught("TLS-003", c, (ENDPOINT, "expired on")),
+        f"{c}-cert-wrong-host": Caught("TLS-001", c, (ENDPOINT, "is valid for wrong-host.example")),
+        f"{c}-cert-untrusted": Caught("TLS-001", c, (ENDPOINT, "Foreign Root CA")),
+        f"{c}-cert-weak-key": Caught("TLS-004", c, (ENDPOINT, "1024-bit RSA key")),
+        f"{c}-cert-sha1": Caught("TLS-005", c, (ENDPOINT, "signed with sha1")),
+        f"{c}-tls1-accepted": Caught("TLS-002", c, (ENDPOINT, "offering only TLSv1")),
+        f"{c}-down": Caught("CONN-001", c, (ENDPOINT, "connection refused")),
+    }
+
+
+CAUGHT: dict[str, Caught] = {
+    **{f: e for c in COMPONENTS for f, e in _component_expectations(c).items()},
+    "cm-client-auth-not-required": Caught(
+        "TLS-006", "cm", (ENDPOINT, "accepts a client without a certificate")
+    ),
+    "hermod-callback-refused": Caught(
+        "CONN-005", None, ("messaging server 'Smart ID Messaging'", "HTTP 403")
+    ),
+    "idm-callback-anonymous": Caught(
+        "AUTH-002", None, ("IDM Operator https://", "/ws/hermod/ping", "anonymous")
+    ),
+}
+FAILING = sorted(CAUGHT)
+WARNING = sorted(f"{c}-cert-{WARNED}" for c in COMPONENTS)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SetUpLab]:
+    with set_up_lab(tmp_path_factory.mktemp("faults")) as ready:
+        yield ready
+
+
+def test_every_fault_of_the_lab_has_an_expectation() -> None:
+    assert sorted(FAULTS) == sorted(FAILING + WARNING)
+
+
+@pytest.mark.parametrize("fault", FAILING)
+def test_verify_fails_on_the_fault_with_the_check_that_guards_it(lab: SetUpLab, fault: str) -> None:
+    caught = CAUGHT[fault]
+    with faults_on(lab, (fault,)):
+        result = lab.verify()
+    print(explain(result.outcomes))  # shown with -rP: what each check said
+    assert result.run.returncode == 1, result.run.output
+    assert "Traceback" not in result.run.output
+    outcomes = result.of(caught.check)
+    assert {o.case for o in outcomes if o.status == "failed"} == {caught.case}, explain(outcomes)
+    failure = next(o for o in outcomes if o.status == "failed")
+    for words in caught.words:
+        assert words.format(case=caught.case) in failure.message, explain([failure])
+    # The fault is confined to its component: no check case of another component fails.
+    others = [o for o in result.outcomes if o.case in COMPONENTS and o.case != caught.case]
+    assert [o.label for o in others if o.status == "failed"] == [], explain(others)
+
+
+@pytest.mark.parametrize("fault", WARNING)
+def test_a_certificate_inside_the_warning_window_passes_with_a_warning(
+    lab: SetUpLab, fault: str
+) -> None:
+    component = fault.split("-", 1)[0]
+    with faults_on(lab, (fault,)):
+        result = lab.verify()
+    assert result.run.returncode == 0, explain(result.outcomes)
+    assert [o.label for o in result.outcomes if o.status != "passed"] == []
+    summary = result.run.stdout.split("Smart ID warnings", 1)
+    assert len(summary) == 2, result.run.output
+    warnings = [line for line in summary[1].splitlines() if f"TLS-003[{component}]" in line]
+    assert len(warnings) == 1, summary[1]
+    assert f"[warning] {component} (localhost:" in warnings[0]
+    assert "expires on" in warnings[0]
