@@ -7,6 +7,8 @@ pytest decides its rootdir before it reads these options, so a site file outside
 given as `--site=PATH` (with `=`) or through `SMARTID_SITE`.
 """
 
+import gc
+
 import pytest
 
 pytest_plugins = [
@@ -39,3 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="lab state directory (default: $SMARTID_LAB_STATE, else .lab/)",
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What exists now (plugins, the site model, the collected tests) lives until the run ends.
+    # Moving it out of the garbage collector's view spares every later collection a walk over
+    # it, among them the full collections pytest runs at exit (about 0.1 s of each run).
+    gc.freeze()

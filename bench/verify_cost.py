@@ -32,6 +32,9 @@ from smartid.site import TlsPolicy
 from smartid.tls import ProbeTarget, judge_all, observe_many
 
 ROOT = Path(__file__).resolve().parent.parent
+# The framework alone: pytest and allure-pytest, with the suite's own pytest.ini switches (no
+# cache provider, no anyio plugin, which FastAPI's anyio brings into the environment).
+_TRIVIAL_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:anyio"]
 
 
 def _free_port() -> int:
@@ -131,9 +134,7 @@ def main() -> None:
                 # Nothing selected (exit 5): what the suite costs before any check runs.
                 none = ["-m", "verify", "-q", "-k", "no_such_check", allure]
                 empty.append(_pytest(none, ROOT, env, ok=5))
-                trivial.append(
-                    _pytest(["-q", "-p", "no:cacheprovider", allure], folder / "trivial", env)
-                )
+                trivial.append(_pytest([*_TRIVIAL_ARGS, allure], folder / "trivial", env))
             print("TLS verdict per lab endpoint:")
             _tls_verdicts(state)
         finally:

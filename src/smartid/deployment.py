@@ -4,7 +4,7 @@ certificate belongs to which component."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartid import errors
@@ -24,6 +24,11 @@ HERMOD_KEY_FILE = "hermod-client.key"
 class Deployment:
     site: Site
     state: SiteState
+    # application.yml's text as last parsed, and its clients: several checks read it in one run
+    # (parsing costs ~10 ms, reading microseconds), and setup rewrites it between reads.
+    _hermod_clients: tuple[str, list[HermodClient]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def timeouts(self) -> Timeouts:
@@ -81,10 +86,15 @@ class Deployment:
         path = self.application_yml()
         if path is None or not path.exists():
             return []
+        text = path.read_text(encoding="utf-8")
+        if self._hermod_clients is not None and self._hermod_clients[0] == text:
+            return list(self._hermod_clients[1])
         try:
-            return parse_clients(path.read_text(encoding="utf-8"), str(path))
+            clients = parse_clients(text, str(path))
         except HermodConfigError as exc:
             raise errors.SiteError(str(path), None, str(exc)) from None
+        self._hermod_clients = (text, clients)
+        return list(clients)
 
     def hermod_key(self) -> tuple[Secret | None, str]:
         """The IDM client's Hermod key and where it came from: the site, the site state or

@@ -20,10 +20,7 @@ import secrets
 import socket
 from pathlib import Path
 
-from smartid.lab import factory
-from smartid.lab.package import demo_package
 from smartid.lab.pki import LabPKI
-from smartid.lab.store import Store
 
 __all__ = ["DEFAULT_PORTS", "DEFAULT_STATE_DIR", "LabState", "resolve_state_dir"]
 
@@ -116,8 +113,21 @@ class LabState:
     def pki(self) -> LabPKI:
         return LabPKI(self.path / "pki")
 
+    @property
+    def created(self) -> bool:
+        """Whether the factory state exists (what a site needs to resolve against this lab);
+        `ensure()` also refreshes the demo package, which the lab does each time it starts."""
+        files = (self.secrets_file, self.ports_file, self.database, self.pki.ca_bundle)
+        return all(f.exists() for f in files)
+
     def ensure(self) -> None:
         """Create what is missing (factory state on first use); never overwrite what exists."""
+        # Imported here: a suite run against a lab that already runs needs only the state's
+        # paths, and these pull in the package builder, the BPMN parser and SQLite.
+        from smartid.lab import factory
+        from smartid.lab.package import demo_package
+        from smartid.lab.store import Store
+
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.secrets_file.exists():
             values = {name: secrets.token_urlsafe(18) for name in SECRET_NAMES}

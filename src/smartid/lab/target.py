@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from smartid.errors import LabError
 from smartid.lab.probe import probe
 from smartid.lab.state import LabState
@@ -46,6 +44,11 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 def ensure_running(state: LabState) -> StartedLab | None:
     """Start the lab unless it answers; a file lock keeps parallel runs from starting two."""
+    if state.ports_file.exists() and probe(state):
+        return None  # running: nothing to create, nothing to lock
+    # Imported here, as the lock is needed only to start a lab (it costs ~0.1 s of start-up).
+    from filelock import FileLock, Timeout
+
     state.ensure()
     try:
         with FileLock(state.lock_file, timeout=START_TIMEOUT):
