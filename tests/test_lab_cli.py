@@ -185,3 +185,29 @@ def test_suite_leaves_a_running_lab_running(
     assert run.returncode in (0, 5), run.output
     assert process.poll() is None
     assert probe(state)
+
+
+def test_a_second_serve_of_the_same_lab_is_refused(
+    serving: tuple[LabState, subprocess.Popen[bytes]],
+) -> None:
+    state, process = serving
+    done = _cli(state, "serve")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"smartid-lab: another process already serves the lab in {state.path}"
+    )
+    assert process.poll() is None
+    assert probe(state)
+
+
+def test_a_lab_on_ports_another_lab_listens_on_is_refused(
+    serving: tuple[LabState, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    state, _ = serving
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ports.json").write_text(state.ports_file.read_text())
+    done = _cli(LabState(other), "serve")
+    assert done.returncode == 2
+    assert f"port {state.ports()['idm']} (idm) of the lab in {other} is in use" in done.stderr
+    assert probe(state)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
+from filelock import FileLock, Timeout
 
 from smartid.errors import LabError
 from smartid.lab.cm_server import CMServer, CMSettings
@@ -150,6 +151,7 @@ class LabServer:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._serving = FileLock(state.path / "serve.lock", timeout=0)
 
     def _settings(self, component: str) -> ListenerSettings:
         return listener_settings(self.state.pki, component, self.faults.active())
@@ -165,9 +167,28 @@ class LabServer:
             ciphers=settings.ciphers,
         )
 
+    def _claim(self, ports: dict[str, int]) -> None:
+        """Refuse to serve beside another lab. The listeners bind with SO_REUSEPORT (to restart
+        without a gap), so a second lab on the same ports would bind too and the kernel would
+        share connections between the two: a command sent to one, its state read from the other."""
+        try:
+            self._serving.acquire()
+        except Timeout:
+            raise LabError(f"another process already serves the lab in {self.state.path}") from None
+        for name, port in ports.items():
+            with socket.socket() as probe:
+                probe.settimeout(0.5)
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    self._serving.release()
+                    raise LabError(
+                        f"port {port} ({name}) of the lab in {self.state.path} is in use: "
+                        "another lab or program listens there"
+                    )
+
     def start(self) -> None:
         self.state.ensure()
         ports = self.state.ports()
+        self._claim(ports)
         store = Store(self.state.database)
         inbox = CallbackInbox()
         idm = IdmLab(
@@ -227,6 +248,8 @@ class LabServer:
                 running.stop()
             self._running = {}
             self._applied = {}
+        if self._serving.is_locked:
+            self._serving.release()
 
     def wait(self) -> None:
         """Block until a listener dies unexpectedly (or KeyboardInterrupt)."""
