@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from smartid.checks import CheckOutcome, check_catalogue, read_junit
+from tests.certs import Pki, write_chain
 from tests.helpers import ROOT, Run, run_suite
 from tests.servers import closed_port, https_server, silent_listener
-from tests.tlscerts import Pki, write_chain
 
 pytestmark = pytest.mark.e2e
 

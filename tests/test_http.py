@@ -9,7 +9,7 @@ import requests
 
 from smartid import errors
 from smartid.http import Timeouts, check_status, session
-from tests.certs import TestCA
+from tests.certs import Cert, make_ca, make_leaf, write_chain
 from tests.servers import closed_port, https_server, silent_listener
 
 
@@ -25,21 +25,21 @@ def _get(
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestCA, Path]:
-    ca = TestCA()
+def ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cert, Path]:
+    ca = make_ca("Test Root CA")
     bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
-    bundle.write_bytes(ca.cert_pem)
+    bundle.write_bytes(ca.pem)
     return ca, bundle
 
 
-def test_refused_connection_names_url(ca: tuple[TestCA, Path]) -> None:
+def test_refused_connection_names_url(ca: tuple[Cert, Path]) -> None:
     url = f"https://127.0.0.1:{closed_port()}/x"
     with pytest.raises(errors.ConnectError, match="connection refused") as caught:
         _get(url, ca[1])
     assert str(caught.value).startswith(url)
 
 
-def test_silent_server_times_out_within_site_timeout(ca: tuple[TestCA, Path]) -> None:
+def test_silent_server_times_out_within_site_timeout(ca: tuple[Cert, Path]) -> None:
     with silent_listener() as port:
         url = f"https://127.0.0.1:{port}/"
         with pytest.raises(errors.TimeoutError, match="timed out") as caught:
@@ -47,45 +47,45 @@ def test_silent_server_times_out_within_site_timeout(ca: tuple[TestCA, Path]) ->
     assert url in str(caught.value)
 
 
-def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, ca: tuple[TestCA, Path]) -> None:
-    other = TestCA("Other Root")
-    cert, key = other.issue().write(tmp_path, "server")
+def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, ca: tuple[Cert, Path]) -> None:
+    other = make_ca("Other Root")
+    cert, key = write_chain(tmp_path, "server", make_leaf(other))
     with https_server(cert, key) as port, pytest.raises(errors.TLSError) as caught:
         _get(f"https://localhost:{port}/", ca[1])
     assert "verification failed: unable to get local issuer certificate" in str(caught.value)
     assert f"localhost:{port}" in str(caught.value)
 
 
-def test_wrong_host_is_a_tls_error(tmp_path: Path, ca: tuple[TestCA, Path]) -> None:
-    cert, key = ca[0].issue(hosts=("other.example",)).write(tmp_path, "server")
+def test_wrong_host_is_a_tls_error(tmp_path: Path, ca: tuple[Cert, Path]) -> None:
+    cert, key = write_chain(tmp_path, "server", make_leaf(ca[0], hosts=("other.example",)))
     with https_server(cert, key) as port, pytest.raises(errors.TLSError, match="Hostname"):
         _get(f"https://localhost:{port}/", ca[1])
 
 
-def test_plain_http_on_tls_port_is_a_tls_error(tmp_path: Path, ca: tuple[TestCA, Path]) -> None:
-    cert, key = ca[0].issue().write(tmp_path, "server")
+def test_plain_http_on_tls_port_is_a_tls_error(tmp_path: Path, ca: tuple[Cert, Path]) -> None:
+    cert, key = write_chain(tmp_path, "server", make_leaf(ca[0]))
     with https_server(cert, key, tls=False) as port, pytest.raises(errors.TLSError):
         _get(f"https://localhost:{port}/", ca[1])
 
 
-def test_trusted_server_answers(tmp_path: Path, ca: tuple[TestCA, Path]) -> None:
-    cert, key = ca[0].issue().write(tmp_path, "server")
+def test_trusted_server_answers(tmp_path: Path, ca: tuple[Cert, Path]) -> None:
+    cert, key = write_chain(tmp_path, "server", make_leaf(ca[0]))
     with https_server(cert, key) as port:
         response = check_status(_get(f"https://localhost:{port}/", ca[1]))
     assert response.json() == {"ok": True}
 
 
-def test_verification_cannot_be_switched_off(ca: tuple[TestCA, Path]) -> None:
+def test_verification_cannot_be_switched_off(ca: tuple[Cert, Path]) -> None:
     with pytest.raises(ValueError, match="never switched off"):
         _get("https://127.0.0.1:1/", ca[1], verify=False)
 
 
 def test_environment_proxies_are_ignored(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ca: tuple[TestCA, Path]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ca: tuple[Cert, Path]
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent.pem")
-    cert, key = ca[0].issue().write(tmp_path, "server")
+    cert, key = write_chain(tmp_path, "server", make_leaf(ca[0]))
     with https_server(cert, key) as port:
         assert _get(f"https://localhost:{port}/", ca[1]).status_code == 200
 
@@ -103,9 +103,9 @@ def test_environment_proxies_are_ignored(
     ],
 )
 def test_status_becomes_named_error(
-    tmp_path: Path, ca: tuple[TestCA, Path], status: int, error: type[errors.HTTPStatusError]
+    tmp_path: Path, ca: tuple[Cert, Path], status: int, error: type[errors.HTTPStatusError]
 ) -> None:
-    cert, key = ca[0].issue().write(tmp_path, "server")
+    cert, key = write_chain(tmp_path, "server", make_leaf(ca[0]))
     body = b'{"detail": "user admin:Sup3r-secret-value-42 refused"}'
     with https_server(cert, key, status=status, body=body) as port:
         response = _get(f"https://localhost:{port}/api?x=1", ca[1])

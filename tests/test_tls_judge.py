@@ -28,7 +28,7 @@ from smartid.tls import (
     judge_signatures,
 )
 from smartid.tls.facts import ErrorKind
-from tests.tlscerts import REASONS, Cert, Pki, make_ca, make_leaf, sha1_leaf, sha1_self_signed
+from tests.certs import REASONS, Cert, Pki, make_ca, make_leaf, sha1_leaf, sha1_self_signed
 
 POLICY = TlsPolicy()
 TARGET = "idm.example:8443"

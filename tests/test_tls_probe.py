@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from smartid.errors import PackageError
 from smartid.site import TlsPolicy
 from smartid.tls import HandshakeFacts, ProbeTarget, judge_handshake, observe, observe_many
+from tests.certs import REASONS, Cert, Pki, make_leaf, sha1_leaf, write_chain
 from tests.servers import closed_port, https_server, silent_listener
-from tests.tlscerts import REASONS, Cert, Pki, make_leaf, sha1_leaf, write_chain
 from tests.tlsservers import tls_server
 
 TLS10_AND_UP = ("TLSv1", "TLSv1.3")

@@ -18,7 +18,6 @@ CM's REST API is not public either.
 from __future__ import annotations
 
 import io
-import os
 import re
 import secrets
 import zipfile
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from smartid.errors import ProtocolError
+from smartid.files import write_private
 from smartid.http import Timeouts, check_status, session
 from smartid.masking import MASKER, Secret
 
@@ -69,7 +69,6 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 _MAX_UPLOAD_BYTES = MAX_TOTAL_BYTES + 1024 * 1024
 # Java keytool's own PKCS#12 iteration count: every Java that reads these files accepts it.
 _KDF_ROUNDS = 10_000
-_FILE_MODE = 0o600
 # DER of the algorithm identifiers that tell the two PKCS#12 encryptions apart.
 _PBES2_OID = bytes.fromhex("06092a864886f70d01050d")  # 1.2.840.113549.1.5.13
 _AES_CBC_OID_PREFIX = bytes.fromhex("06096086480165030401")  # 2.16.840.1.101.3.4.1.*
@@ -239,8 +238,8 @@ def client_cert_files(p12: bytes, password: Secret, folder: Path) -> Iterator[tu
     stem = f".cm-client-{secrets.token_hex(8)}"
     cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
     try:
-        _write_private(cert_path, chain)
-        _write_private(key_path, pem_key)
+        write_private(cert_path, chain)
+        write_private(key_path, pem_key)
         yield cert_path, key_path
     finally:
         key_path.unlink(missing_ok=True)
@@ -306,14 +305,6 @@ def _load_keystore(
         raise ValueError("the keystore's key is of a type a PKCS#12 keystore cannot hold")
     cas = [c.certificate for c in loaded.additional_certs]
     return loaded.key, loaded.cert.certificate, cas, loaded.cert.friendly_name
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Created 0600 from the start: a key is never readable by others, not even for a moment."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), _FILE_MODE)  # the umask may have narrowed it; make it exact
-        handle.write(data)
 
 
 def _safe_name(name: str) -> bool:

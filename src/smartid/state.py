@@ -11,6 +11,8 @@ import os
 import stat
 from pathlib import Path
 
+from smartid.files import write_private
+
 __all__ = ["DEFAULT_ROOT", "SiteState"]
 
 DEFAULT_ROOT = Path(".smartid")
@@ -44,14 +46,7 @@ class SiteState:
         """Write `name` atomically with mode 0600 and return its path."""
         self.ensure()
         target = self.file(name)
-        temporary = target.with_name(f".{name}.tmp")
-        temporary.unlink(missing_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        write_private(target, data)
         return target
 
     def read(self, name: str) -> bytes | None:

@@ -9,9 +9,7 @@ folder; an untrusted one is signed by a separate "Foreign Root CA" that is never
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from smartid.errors import LabError
+from smartid.files import write_private
 
 __all__ = ["COMPONENTS", "LabPKI", "OfficerCredentials", "ServerCredentials"]
 
@@ -123,11 +122,11 @@ class LabPKI:
         self._issue_planned(plan)
         if not self.ca_bundle.exists():
             bundle = self.root_cert.read_bytes() + self.issuing_cert.read_bytes()
-            _write_atomically(self.ca_bundle, bundle, _CERT_MODE)
+            write_private(self.ca_bundle, bundle, _CERT_MODE)
         officer = self.officer
         if not officer.p12.exists():
             data = self.pkcs12(ServerCredentials(officer.cert, officer.key), officer_password)
-            _write_atomically(officer.p12, data, _KEY_MODE)
+            write_private(officer.p12, data, _KEY_MODE)
 
     def issue_server(
         self,
@@ -281,11 +280,11 @@ class LabPKI:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_atomically(creds.key, pem_key, _KEY_MODE)
+        write_private(creds.key, pem_key, _KEY_MODE)
         chain = cert.public_bytes(serialization.Encoding.PEM)
         if issuer is not None:
             chain += issuer.cert.public_bytes(serialization.Encoding.PEM)
-        _write_atomically(creds.cert, chain, _CERT_MODE)
+        write_private(creds.cert, chain, _CERT_MODE)
         return creds
 
 
@@ -447,20 +446,3 @@ def _encryption(password: str, legacy: bool) -> serialization.KeySerializationEn
         .hmac_hash(hashes.SHA256())
         .build(password.encode())
     )
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Readers see the old file or the new one, never half of one, and a key is never readable
-    by others, not even between creating and chmod-ing it."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it; make it exact
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -20,6 +20,7 @@ import secrets
 import socket
 from pathlib import Path
 
+from smartid.files import write_private
 from smartid.lab.pki import LabPKI
 
 __all__ = ["DEFAULT_PORTS", "DEFAULT_STATE_DIR", "LabState", "resolve_state_dir"]
@@ -46,17 +47,6 @@ def resolve_state_dir(explicit: str | Path | None = None) -> Path:
     """`explicit` > `SMARTID_LAB_STATE` > `.lab/`, as an absolute path."""
     chosen = explicit or os.environ.get("SMARTID_LAB_STATE") or DEFAULT_STATE_DIR
     return Path(chosen).expanduser().resolve()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _port_is_free(port: int) -> bool:
@@ -131,12 +121,12 @@ class LabState:
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.secrets_file.exists():
             values = {name: secrets.token_urlsafe(18) for name in SECRET_NAMES}
-            _write_private(self.secrets_file, json.dumps(values, indent=2).encode())
+            write_private(self.secrets_file, json.dumps(values, indent=2).encode())
         if not self.ports_file.exists():
             chosen: dict[str, int] = {}
             for name, port in DEFAULT_PORTS.items():
                 chosen[name] = port if _port_is_free(port) else _free_port()
-            _write_private(self.ports_file, json.dumps(chosen, indent=2).encode())
+            write_private(self.ports_file, json.dumps(chosen, indent=2).encode())
         self.pki.ensure(self.secrets()["officer_keystore_password"])
         package = demo_package("shared_credentials")
         if not self.package_file.exists() or self.package_file.read_bytes() != package:
