@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import socket
 import ssl
 import time
@@ -346,3 +347,29 @@ def test_fault_cli_lists_and_switches(lab: LabState, tmp_path: Path) -> None:
     assert "idm-callback-anonymous" in json.loads(cli("status", "--json"))["faults"]
     cli("fault", "off", "idm-callback-anonymous")
     assert json.loads(cli("status", "--json"))["faults"] == []
+
+
+def test_a_fault_set_sees_every_switch_even_within_one_clock_tick(tmp_path: Path) -> None:
+    # Two faults with names of one length give files of one size; with the file time pinned, as
+    # on a file system whose clock ticks in seconds, only the content tells them apart.
+    by_length: dict[int, list[str]] = {}
+    for name in FAULTS:
+        by_length.setdefault(len(name), []).append(name)
+    first, second = next(names for names in by_length.values() if len(names) >= 2)[:2]
+    switches, reader = FaultSet(tmp_path), FaultSet(tmp_path)
+    path, tick = tmp_path / "faults.json", 1_700_000_000 * 10**9
+
+    def switch(name: str, on: bool) -> None:
+        switches.switch(name, on)
+        os.utime(path, ns=(tick, tick))
+
+    for _ in range(3):
+        switch(first, True)
+        assert reader.active() == {first}
+        switch(first, False)
+        switch(second, True)
+        assert reader.active() == {second}
+        switch(second, False)
+    assert reader.active() == frozenset()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["faults.json"]

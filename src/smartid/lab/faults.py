@@ -8,7 +8,6 @@ the lab picks it up within a second (listeners whose TLS settings change are res
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from smartid.errors import LabError
+from smartid.files import write_private
 from smartid.lab.pki import COMPONENTS, LabPKI, ServerCredentials
 
 __all__ = ["FAULTS", "FaultSet", "ListenerSettings", "listener_settings"]
@@ -67,27 +67,29 @@ FAULTS: dict[str, str] = {
 
 
 class FaultSet:
-    """The faults switched on for one state directory; reads are cached by file mtime."""
+    """The faults switched on for one state directory. The file is read on every ask (a few
+    bytes): file times are too coarse to tell two switches in one clock tick apart."""
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "faults.json"
-        self._seen: tuple[int, int] | None = None
+        self._seen: str | None = None
         self._on: frozenset[str] = frozenset()
 
     def active(self) -> frozenset[str]:
         try:
-            stat = self.path.stat()
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             self._seen, self._on = None, frozenset()
             return self._on
-        key = (stat.st_mtime_ns, stat.st_size)
-        if key != self._seen:
+        except OSError:
+            return self._on
+        if text != self._seen:
             try:
-                names = json.loads(self.path.read_text(encoding="utf-8"))
+                names = json.loads(text)
                 self._on = frozenset(n for n in names if n in FAULTS)
-            except (ValueError, OSError, TypeError):
+            except (ValueError, TypeError):
                 return self._on  # a half-written file: keep the last good set
-            self._seen = key
+            self._seen = text
         return self._on
 
     def is_on(self, name: str) -> bool:
@@ -98,9 +100,7 @@ class FaultSet:
             raise LabError(f"unknown fault '{name}'; 'smartid-lab faults' lists them")
         names = set(self.active())
         names = names | {name} if on else names - {name}
-        temporary = self.path.with_name(".faults.json.tmp")
-        temporary.write_text(json.dumps(sorted(names)), encoding="utf-8")
-        os.replace(temporary, self.path)
+        write_private(self.path, json.dumps(sorted(names)).encode())
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -211,10 +211,8 @@ def _sha1_server(pki: LabPKI, name: str) -> ServerCredentials:
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key_bytes)
-    cert_path.write_bytes(chain)
+    write_private(key_path, key_bytes)
+    write_private(cert_path, chain, mode=0o644)
     return ServerCredentials(cert_path, key_path)
 
 
