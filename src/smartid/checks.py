@@ -1,5 +1,6 @@
 """What the verify checks share apart from pytest (DESIGN §6): the findings of one check and the
-one failure they make, waivers, the TLS endpoints a site declares, and the officer certificate.
+one failure they make, waivers, and the officer certificate. The TLS endpoints a site declares
+live in `smartid.endpoints`, the catalogue of checks in `smartid.catalogue`; both are re-exported.
 
 A check collects every finding it sees (`Findings`) and fails once, at its end, with one line per
 finding naming the endpoint or object, what was observed and what is required. A finding of
@@ -9,24 +10,28 @@ check into a skip until its date has passed.
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from defusedxml import ElementTree
 
+from smartid.catalogue import (
+    CHECK_ID,
+    CheckEntry,
+    CheckOutcome,
+    check_catalogue,
+    check_id,
+    read_junit,
+)
 from smartid.cm import keystore_password, read_connection_zip
 from smartid.deployment import Deployment
+from smartid.endpoints import TlsEndpoint, tls_endpoints
 from smartid.errors import PackageError
 from smartid.idm import (
     CertificateAuthority,
@@ -37,9 +42,8 @@ from smartid.idm import (
     TrustEntry,
 )
 from smartid.masking import Secret
-from smartid.site import CertificateManagerSection, MessagingSection, Site, TlsPolicy, Waiver
+from smartid.site import CertificateManagerSection, MessagingSection, Waiver
 from smartid.tls.judge import Finding, Severity
-from smartid.tls.probe import ProbeTarget
 
 __all__ = [
     "CHECK_ID",
@@ -63,14 +67,6 @@ __all__ = [
     "tls_endpoints",
     "waiver_status",
 ]
-
-CHECK_ID = re.compile(r"^([A-Z]+-\d{3})\b")
-
-
-def check_id(doc: str | None) -> str | None:
-    """The id a check's docstring starts with (`TLS-003 The leaf ...`), or None."""
-    match = CHECK_ID.match((doc or "").strip())
-    return match.group(1) if match else None
 
 
 class Findings:
@@ -179,106 +175,6 @@ def waiver_status(waivers: Sequence[Waiver], check: str, today: date) -> WaiverS
         active=max(active, key=lambda w: w.until) if active else None,
         expired=max(expired, key=lambda w: w.until) if expired else None,
     )
-
-
-# --- TLS endpoints ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TlsEndpoint:
-    """One endpoint the TLS checks observe; `id` is its pytest id and its observation's key."""
-
-    id: str
-    label: str
-    url: str
-    server_name: str | None
-    ca_bundle: Path | None
-    client_auth_required: bool
-    client_cert: tuple[Path, Path] | None = None
-    officer: bool = False  # presents the CM officer's certificate
-
-    @property
-    def address(self) -> tuple[str, int, str]:
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        return host, parts.port or 443, self.server_name or host
-
-    def named(self, address: str) -> str:
-        """How findings name the endpoint: its id and the address observed."""
-        return f"{self.id} ({address})"
-
-    def target(self, policy: TlsPolicy, client_cert: tuple[Path, Path] | None) -> ProbeTarget:
-        return ProbeTarget.from_url(
-            self.id,
-            self.url,
-            server_name=self.server_name,
-            ca_bundle=self.ca_bundle,
-            client_cert=client_cert,
-            connect_timeout=policy.connect_timeout,
-            read_timeout=policy.read_timeout,
-        )
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None
-
-
-def tls_endpoints(site: Site) -> list[TlsEndpoint]:
-    """IDM (Admin, and Operator when it listens elsewhere), Hermod, CM and every [[endpoints]]
-    entry, in that order; components the site does not declare are left out."""
-    found: list[TlsEndpoint] = []
-    idm = site.idm
-    if idm is not None and idm.admin_url:
-        bundle = _path(idm.ca_bundle)
-        found.append(TlsEndpoint("idm", "IDM Admin", idm.admin_url, idm.server_name, bundle, False))
-        if idm.operator_url:
-            operator = TlsEndpoint(
-                "idm-operator", "IDM Operator", idm.operator_url, idm.server_name, bundle, False
-            )
-            # One listener serves both context paths in a usual install: observed once.
-            if operator.address != found[0].address:
-                found.append(operator)
-    messaging = site.messaging
-    if messaging is not None and messaging.url:
-        found.append(
-            TlsEndpoint(
-                "hermod",
-                "Smart ID Messaging",
-                messaging.url,
-                messaging.server_name,
-                _path(messaging.ca_bundle),
-                False,
-            )
-        )
-    cm = site.certificate_manager
-    if cm is not None and cm.url:
-        found.append(
-            TlsEndpoint(
-                "cm",
-                "Certificate Manager",
-                cm.url,
-                cm.server_name,
-                _path(cm.ca_bundle),
-                True,
-                officer=True,
-            )
-        )
-    for endpoint in site.endpoints:
-        client = None
-        if endpoint.client_cert and endpoint.client_key:
-            client = (Path(endpoint.client_cert), Path(endpoint.client_key))
-        found.append(
-            TlsEndpoint(
-                f"endpoint-{endpoint.name}",
-                f"endpoint '{endpoint.name}'",
-                endpoint.url,
-                endpoint.server_name,
-                _path(endpoint.ca_bundle),
-                endpoint.client_auth == "required",
-                client,
-            )
-        )
-    return found
 
 
 # --- the CM officer -----------------------------------------------------------------------------
@@ -404,109 +300,3 @@ class IdmReadings:
     @functools.cached_property
     def processes(self) -> dict[str, Process]:
         return {p.name: p for p in self.client.processes()}
-
-
-# --- the catalogue of checks and their outcomes in a JUnit report -------------------------------
-
-
-@dataclass(frozen=True)
-class CheckEntry:
-    """One check as its module declares it."""
-
-    id: str
-    module: str  # "test_tls"
-    function: str  # "test_handshake_verifies"
-    severity: str
-    health: bool
-    requirement: str  # the docstring's first sentence, after the id
-
-
-def _is_mark(node: ast.expr, name: str) -> bool:
-    """`pytest.mark.<name>` or `pytest.mark.<name>(...)`, as written in the source."""
-    target = node.func if isinstance(node, ast.Call) else node
-    return (
-        isinstance(target, ast.Attribute)
-        and target.attr == name
-        and isinstance(target.value, ast.Attribute)
-        and target.value.attr == "mark"
-    )
-
-
-def _severity_mark(node: ast.FunctionDef) -> str:
-    for decorator in node.decorator_list:
-        if _is_mark(decorator, "severity") and isinstance(decorator, ast.Call):
-            arguments = decorator.args
-            if arguments and isinstance(arguments[0], ast.Constant):
-                return str(arguments[0].value)
-    return ""
-
-
-def _module_marks(tree: ast.Module) -> list[ast.expr]:
-    for statement in tree.body:
-        if isinstance(statement, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "pytestmark" for t in statement.targets
-        ):
-            value = statement.value
-            return list(value.elts) if isinstance(value, ast.List | ast.Tuple) else [value]
-    return []
-
-
-def check_catalogue(folder: Path) -> list[CheckEntry]:
-    """Every check of the `test_*.py` modules in `folder`, read from the source without importing
-    it: id and requirement from the docstring, severity and health from the markers."""
-    entries: list[CheckEntry] = []
-    for path in sorted(folder.glob("test_*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        health = any(_is_mark(mark, "health") for mark in _module_marks(tree))
-        for node in tree.body:
-            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
-                continue
-            doc = " ".join((ast.get_docstring(node) or "").split())
-            found = check_id(doc)
-            if found is None:
-                continue
-            requirement = doc.removeprefix(found).strip()
-            severity = _severity_mark(node)
-            entries.append(CheckEntry(found, path.stem, node.name, severity, health, requirement))
-    return entries
-
-
-Status = Literal["passed", "failed", "skipped", "error"]
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """How one check (one parametrized case of it) ended in a run, with its message."""
-
-    check: str
-    case: str | None
-    status: Status
-    message: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.check}[{self.case}]" if self.case else self.check
-
-
-def read_junit(path: Path, catalogue: Sequence[CheckEntry]) -> list[CheckOutcome]:
-    """The outcome of every check case a pytest JUnit XML report holds."""
-    by_function = {(e.module, e.function): e.id for e in catalogue}
-    outcomes: list[CheckOutcome] = []
-    for case in ElementTree.parse(path).iter("testcase"):
-        module = case.get("classname", "").rsplit(".", 1)[-1]
-        name = case.get("name", "")
-        function, _, rest = name.partition("[")
-        found = by_function.get((module, function))
-        if found is None:
-            continue
-        status: Status = "passed"
-        message = ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                status = "skipped" if child.tag == "skipped" else "failed"
-                if child.tag == "error":
-                    status = "error"
-                # The text is the whole report; the message attribute only its first part.
-                message = child.text or child.get("message") or ""
-        outcomes.append(CheckOutcome(found, rest[:-1] if rest else None, status, message))
-    return outcomes
