@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from smartid.errors import ProtocolError
 from smartid.files import write_private
 from smartid.http import Timeouts, check_status, session
+from smartid.javaprops import PropertiesError, format_properties, parse_properties
 from smartid.masking import MASKER, Secret
 
 __all__ = [
@@ -63,6 +64,7 @@ MAX_TOTAL_BYTES = 10 * 1024 * 1024
 _URL, _KEYSTORE, _PASSWORD = "cm.url", "cm.keystore.file", "cm.keystore.password"
 _TRUST, _TRANSPORT, _IMPORT = "cm.truststore.files", "cm.transport", "caTokenProcedureImportCert"
 _REQUIRED = (_URL, _KEYSTORE, _PASSWORD)
+_COMMENT = "Smart ID Certificate Manager connection (written by the Smart ID suite)"
 # Fixed timestamp and attributes: the same input gives the same bytes, hence the same sha256.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # A zip is its entries plus headers; anything larger cannot expand within MAX_TOTAL_BYTES.
@@ -144,7 +146,8 @@ def build_connection_zip(
     }
     if import_procedure is not None:
         properties[_IMPORT] = import_procedure
-    files = {PROPERTIES: _properties_bytes(properties), keystore_name: keystore}
+    written = format_properties(properties, comment=_COMMENT)
+    files = {PROPERTIES: written, keystore_name: keystore}
     files.update(zip(trust_names, trust_certs, strict=True))
     data = _zip(files)
     read_connection_zip(data)  # what the suite builds, it can read back
@@ -168,7 +171,10 @@ def read_connection_zip(data: bytes) -> ConnectionZip:
         text = entries[PROPERTIES].decode("utf-8")
     except UnicodeDecodeError:
         text = entries[PROPERTIES].decode("latin-1")  # Java's own encoding for .properties
-    properties = _parse_properties(text)
+    try:
+        properties = parse_properties(text)
+    except PropertiesError as exc:
+        raise ConnectionZipError(f"{PROPERTIES}: {exc}") from None
     for key in _REQUIRED:
         if not properties.get(key):
             raise ConnectionZipError(f"{PROPERTIES} lacks {key}")
@@ -369,116 +375,6 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, remaining: in
             f"entry {info.filename!r} expands the zip past {MAX_TOTAL_BYTES} bytes"
         )
     return body
-
-
-_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
-
-
-def _parse_properties(text: str) -> dict[str, str]:
-    """The key/value pairs of a Java .properties text: '#' and '!' comments, line continuations
-    with a trailing backslash, and backslash escapes including \\uXXXX."""
-    properties: dict[str, str] = {}
-    for number, line in enumerate(_logical_lines(text), start=1):
-        raw_key, raw_value = _split_property(line)
-        try:
-            key = _unescape(raw_key)
-        except ValueError:
-            raise ConnectionZipError(
-                f"{PROPERTIES}: the key of property {number} has a bad \\u escape"
-            ) from None
-        try:
-            properties[key] = _unescape(raw_value)
-        except ValueError:
-            # The value may be the password: name the key, never show the value.
-            raise ConnectionZipError(f"{PROPERTIES}: {key} has a bad \\u escape") from None
-    return properties
-
-
-def _logical_lines(text: str) -> Iterator[str]:
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.lstrip(" \t\f")
-        if not pending and (not line or line[0] in "#!"):
-            continue
-        trailing = len(line) - len(line.rstrip("\\"))
-        if trailing % 2:  # an odd number of backslashes continues the line
-            pending += line[:-1]
-            continue
-        yield pending + line
-        pending = ""
-    if pending:
-        yield pending
-
-
-def _split_property(line: str) -> tuple[str, str]:
-    index = 0
-    while index < len(line):
-        char = line[index]
-        if char == "\\":
-            index += 2  # an escaped character belongs to the key
-            continue
-        if char in "=:":
-            return line[:index], line[index + 1 :].lstrip(" \t\f")
-        if char in " \t\f":
-            # "key = value": the whitespace may be followed by the real separator
-            rest = line[index:].lstrip(" \t\f")
-            if rest[:1] in ("=", ":"):
-                rest = rest[1:].lstrip(" \t\f")
-            return line[:index], rest
-        index += 1
-    return line, ""
-
-
-def _unescape(text: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char != "\\" or index + 1 == len(text):
-            out.append(char)
-            index += 1
-            continue
-        nxt = text[index + 1]
-        if nxt == "u":
-            digits = text[index + 2 : index + 6]
-            if not re.fullmatch(r"[0-9A-Fa-f]{4}", digits):
-                raise ValueError("bad \\u escape")
-            out.append(chr(int(digits, 16)))
-            index += 6
-            continue
-        out.append(_ESCAPES.get(nxt, nxt))
-        index += 2
-    # \uXXXX escapes are UTF-16 units: a character beyond the BMP came as a surrogate pair.
-    return "".join(out).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def _escape(text: str, *, key: bool) -> str:
-    """Java's escaping: what a reader would otherwise take as syntax, and non-ASCII as \\uXXXX
-    (Java reads .properties as ISO-8859-1, so only ASCII means the same to every reader)."""
-    out: list[str] = []
-    for index, char in enumerate(text):
-        if char == "\\":
-            out.append("\\\\")
-        elif char in "\t\n\r\f":
-            out.append("\\" + {"\t": "t", "\n": "n", "\r": "r", "\f": "f"}[char])
-        elif (key and char in "=: #!") or (char == " " and index == 0):
-            out.append("\\" + char)
-        elif not " " <= char <= "~":
-            out.append("".join(f"\\u{unit:04x}" for unit in _utf16_units(char)))
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _utf16_units(char: str) -> list[int]:
-    data = char.encode("utf-16-be")
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-
-
-def _properties_bytes(properties: Mapping[str, str]) -> bytes:
-    lines = ["# Smart ID Certificate Manager connection (written by the Smart ID suite)"]
-    lines += [f"{_escape(k, key=True)}={_escape(v, key=False)}" for k, v in properties.items()]
-    return ("\n".join(lines) + "\n").encode("ascii")
 
 
 def _zip(files: Mapping[str, bytes]) -> bytes:
