@@ -19,8 +19,9 @@ Task attributes the start-up guide edits live on the call activity: the sub-proc
 An unbound task has `calledElement=""` and no data pool.
 
 The reader takes untrusted uploads, so it refuses, before anything is parsed, what could escape a
-folder or exhaust memory (traversal, too many entries, zip bombs), and parses XML with DTDs,
-entities and external references forbidden. Every refusal is one sentence naming the entry.
+folder or exhaust memory (traversal, too many entries, zip bombs: smartid.lab.safezip), and parses
+XML with DTDs, entities and external references forbidden (smartid.lab.bpmn). Every refusal is
+one sentence naming the entry.
 """
 
 from __future__ import annotations
@@ -31,14 +32,20 @@ import json
 import re
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Literal
-from xml.etree import ElementTree as ET
 
-import defusedxml
-import defusedxml.ElementTree
+from smartid.lab.bpmn import BPMN_NS, SMARTID_NS, Task, bind_task, process_tasks, read_process
+from smartid.lab.safezip import (
+    MAX_ENTRIES,
+    MAX_ENTRY_BYTES,
+    MAX_RATIO,
+    MAX_TOTAL_BYTES,
+    PackageRejected,
+    read_entries,
+)
 
 __all__ = [
     "BPMN_NS",
@@ -59,21 +66,8 @@ __all__ = [
     "write_package",
 ]
 
-MAX_ENTRIES = 1000
-MAX_TOTAL_BYTES = 20 * 1024 * 1024
-MAX_ENTRY_BYTES = 5 * 1024 * 1024
-MAX_RATIO = 100
-
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-SMARTID_NS = "urn:smartid-lab:bpmn"
-
 ObjectKind = Literal["ca", "messaging_server", "user", "data_pool", "sub_process", "process"]
 
-# A zip is its entries plus headers; a larger upload cannot expand within MAX_TOTAL_BYTES, and
-# refusing it first bounds what zipfile reads of the central directory.
-_MAX_UPLOAD_BYTES = MAX_TOTAL_BYTES + 1024 * 1024
-# ElementTree serialises recursively; a deeper document would raise RecursionError in bind_task.
-_MAX_XML_DEPTH = 100
 _MANIFEST = "META-INF/package.json"
 _JSON, _BPMN = ".json", ".bpmn20.xml"
 # Folder -> kind and file suffix, in the order objects depend on each other.
@@ -95,52 +89,8 @@ _LABELS = {
     "sub_process": "sub-process",
     "process": "process",
 }
-_TASK_TAGS = frozenset(
-    f"{{{BPMN_NS}}}{tag}"
-    for tag in (
-        "task",
-        "userTask",
-        "serviceTask",
-        "scriptTask",
-        "sendTask",
-        "receiveTask",
-        "manualTask",
-        "businessRuleTask",
-        "callActivity",
-    )
-)
-_CALL_ACTIVITY = f"{{{BPMN_NS}}}callActivity"
-_DATA_POOL = f"{{{SMARTID_NS}}}dataPool"
-_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 # Fixed timestamp and attributes: the same objects give the same bytes, hence the same sha256.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-
-# ElementTree names unknown namespaces ns0, ns1...; these are the prefixes BPMN tools write.
-_PREFIXES = {
-    "bpmn": BPMN_NS,
-    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
-    "dc": "http://www.omg.org/spec/DD/20100524/DC",
-    "di": "http://www.omg.org/spec/DD/20100524/DI",
-    "activiti": "http://activiti.org/bpmn",
-    "smartid": SMARTID_NS,
-}
-for _prefix, _uri in _PREFIXES.items():
-    ET.register_namespace(_prefix, _uri)
-
-
-class PackageRejected(ValueError):
-    """An upload is not a usable package; the message is one sentence naming the entry."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """One task of a BPMN process, with the two attributes the start-up guide binds."""
-
-    id: str
-    name: str
-    type: str  # the BPMN element name: "callActivity", "userTask", "serviceTask", ...
-    data_pool: str | None
-    sub_process: str | None
 
 
 @dataclass(frozen=True)
@@ -189,9 +139,7 @@ def read_package(data: bytes) -> Package:
     or does not hold exactly one named bpmn:process; two objects of one kind and name, or two
     processes with one id; a file outside the known folders or with the wrong suffix.
     """
-    if len(data) > _MAX_UPLOAD_BYTES:
-        raise PackageRejected(f"the upload is {len(data)} bytes, more than {_MAX_UPLOAD_BYTES}")
-    entries = _read_entries(data)
+    entries = read_entries(data, _classify)
     if _MANIFEST not in entries:
         raise PackageRejected(f"the package has no {_MANIFEST}")
     manifest = _json_object(_MANIFEST, entries[_MANIFEST])
@@ -208,32 +156,6 @@ def read_package(data: bytes) -> Package:
     objects = sorted((obj for _, obj in read), key=lambda o: (_KIND_ORDER[o.kind], o.name))
     digest = hashlib.sha256(data).hexdigest()
     return Package(name, version, description, digest, tuple(objects))
-
-
-def process_tasks(bpmn: str) -> list[Task]:
-    """The tasks of the BPMN document in document order; PackageRejected if it is unsafe."""
-    return _tasks(_parse_bpmn(bpmn, "the BPMN"))
-
-
-def bind_task(bpmn: str, task_name: str, data_pool: str | None, sub_process: str | None) -> str:
-    """The BPMN text with call activity `task_name` bound to a data pool and a sub-process.
-
-    None clears a binding: `calledElement=""` and no `smartid:dataPool`, the unbound shape the
-    package ships. ElementTree rewrites the text: comments and unused namespace declarations are
-    dropped and prefixes come from the registered set, which the lab's export can afford.
-    LookupError if the document does not have exactly one call activity of that name.
-    """
-    root = _parse_bpmn(bpmn, "the BPMN")
-    found = [e for e in root.iter(_CALL_ACTIVITY) if e.get("name") == task_name]
-    if len(found) != 1:
-        raise LookupError(f"the BPMN has {len(found)} call activities named {task_name!r}, not 1")
-    task = found[0]
-    task.set("calledElement", sub_process or "")
-    if data_pool:
-        task.set(_DATA_POOL, data_pool)
-    else:
-        task.attrib.pop(_DATA_POOL, None)
-    return _XML_DECLARATION + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def write_package(
@@ -263,51 +185,9 @@ def demo_package(which: Literal["users", "shared_credentials"]) -> bytes:
     return _zip(files)
 
 
-def _read_entries(data: bytes) -> dict[str, bytes]:
-    """Every file entry's bytes, after the names and sizes were found safe to read."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
-        raise PackageRejected("the upload is not a zip file") from exc
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ENTRIES:
-            raise PackageRejected(f"the package has {len(infos)} entries, more than {MAX_ENTRIES}")
-        files = [info for info in infos if _check_entry(info)]
-        seen: set[str] = set()
-        for info in infos:
-            if info.filename in seen:
-                raise PackageRejected(f"entry {info.filename!r} appears more than once")
-            seen.add(info.filename)
-        declared = 0
-        for info in files:
-            declared += info.file_size
-            _check_size(info.filename, info.file_size, info.compress_size, declared)
-        result: dict[str, bytes] = {}
-        total = 0
-        for info in files:
-            body = _read_bounded(archive, info, MAX_TOTAL_BYTES - total)
-            total += len(body)
-            result[info.filename] = body
-        return result
-
-
-def _check_entry(info: zipfile.ZipInfo) -> bool:
-    """Refuse an unsafe or unknown entry name; True if the entry is a file to read."""
+def _classify(info: zipfile.ZipInfo, parts: list[str]) -> bool:
+    """Refuse an entry outside the layout; True if the entry is a file to read."""
     name = info.filename
-    if "\\" in name:
-        raise PackageRejected(f"entry {name!r} contains a backslash")
-    if name.startswith("/"):
-        raise PackageRejected(f"entry {name!r} is an absolute path")
-    if re.match(r"[A-Za-z]:", name):
-        raise PackageRejected(f"entry {name!r} names a drive")
-    parts = name.removesuffix("/").split("/")
-    if ".." in parts:
-        raise PackageRejected(f"entry {name!r} leaves the package")
-    if any(part in ("", ".") for part in parts):
-        raise PackageRejected(f"entry {name!r} has an empty or '.' path component")
-    if info.flag_bits & 0x1:
-        raise PackageRejected(f"entry {name!r} is encrypted")
     top = parts[0]
     if top == "META-INF":
         return not info.is_dir()
@@ -325,29 +205,6 @@ def _check_entry(info: zipfile.ZipInfo) -> bool:
     return True
 
 
-def _check_size(name: str, size: int, compressed: int, total: int) -> None:
-    """Refuse an entry whose size (declared or read) is beyond the limits."""
-    if size > MAX_ENTRY_BYTES:
-        raise PackageRejected(f"entry {name!r} expands to more than {MAX_ENTRY_BYTES} bytes")
-    if total > MAX_TOTAL_BYTES:
-        raise PackageRejected(f"entry {name!r} expands the package past {MAX_TOTAL_BYTES} bytes")
-    if size > MAX_RATIO * max(compressed, 1):
-        raise PackageRejected(f"entry {name!r} is compressed more than {MAX_RATIO}:1")
-
-
-def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, remaining: int) -> bytes:
-    """The entry's bytes, reading at most one byte past the limits: headers can lie."""
-    limit = min(MAX_ENTRY_BYTES, remaining)
-    try:
-        with archive.open(info) as handle:
-            body = handle.read(limit + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
-        raise PackageRejected(f"entry {info.filename!r} is corrupt ({exc})") from exc
-    total = MAX_TOTAL_BYTES - remaining + len(body)
-    _check_size(info.filename, len(body), info.compress_size, total)
-    return body
-
-
 def _read_object(entry: str, body: bytes) -> PackageObject:
     kind, suffix = _FOLDERS[entry.split("/")[0]]
     if suffix == _JSON:
@@ -357,16 +214,8 @@ def _read_object(entry: str, body: bytes) -> PackageObject:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackageRejected(f"entry {entry!r} is not UTF-8 text") from exc
-    root = _parse_bpmn(text, f"entry {entry!r}")
-    processes = root.findall(f"{{{BPMN_NS}}}process")
-    if root.tag != f"{{{BPMN_NS}}}definitions" or len(processes) != 1:
-        raise PackageRejected(f"entry {entry!r} does not hold exactly one bpmn:process")
-    process = processes[0]
-    if not process.get("id") or not process.get("name"):
-        raise PackageRejected(f"entry {entry!r} has a bpmn:process without an id or a name")
-    tasks = [asdict(task) for task in _tasks(root)]
-    data = {"id": process.get("id"), "bpmn": text, "tasks": tasks}
-    return PackageObject(kind, process.get("name", ""), data)
+    name, data = read_process(text, f"entry {entry!r}")
+    return PackageObject(kind, name, data)
 
 
 def _refuse_duplicates(read: list[tuple[str, PackageObject]]) -> None:
@@ -405,52 +254,6 @@ def _text(entry: str, data: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise PackageRejected(f'entry {entry!r} lacks "{key}"')
     return value
-
-
-def _parse_bpmn(text: str, where: str) -> ET.Element:
-    """The parsed document; `where` names the entry in the refusal."""
-    try:
-        root = defusedxml.ElementTree.fromstring(
-            text, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except defusedxml.DTDForbidden as exc:
-        raise PackageRejected(f"{where} has a DOCTYPE; DTDs and entities are refused") from exc
-    except defusedxml.EntitiesForbidden as exc:
-        raise PackageRejected(f"{where} declares an entity; entities are refused") from exc
-    except defusedxml.ExternalReferenceForbidden as exc:
-        raise PackageRejected(f"{where} refers to an external resource") from exc
-    except defusedxml.DefusedXmlException as exc:
-        raise PackageRejected(f"{where} uses a refused XML feature ({exc})") from exc
-    except ET.ParseError as exc:
-        raise PackageRejected(f"{where} is not well-formed XML ({exc})") from exc
-    if _depth(root) > _MAX_XML_DEPTH:
-        raise PackageRejected(f"{where} nests elements more than {_MAX_XML_DEPTH} deep")
-    return root
-
-
-def _depth(root: ET.Element) -> int:
-    deepest, level = 0, [root]
-    while level:
-        deepest += 1
-        level = [child for element in level for child in element]
-    return deepest
-
-
-def _tasks(root: ET.Element) -> list[Task]:
-    tasks = []
-    for element in root.iter():
-        if element.tag in _TASK_TAGS:
-            is_call = element.tag == _CALL_ACTIVITY
-            tasks.append(
-                Task(
-                    id=element.get("id", ""),
-                    name=element.get("name", ""),
-                    type=str(element.tag).rpartition("}")[2],
-                    data_pool=element.get(_DATA_POOL) or None,
-                    sub_process=(element.get("calledElement") or None) if is_call else None,
-                )
-            )
-    return tasks
 
 
 def _suffix(kind: ObjectKind) -> str:
