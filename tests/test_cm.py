@@ -224,11 +224,13 @@ def _keystore_without_key(p12: bytes, trust: bytes) -> bytes:
 
 BAD_ZIPS = [
     pytest.param(_not_a_zip, "not a zip file", id="not-a-zip"),
-    pytest.param(_escaping_entry, r"'\.\./idm-officer\.p12' could leave", id="dot-dot-entry"),
-    pytest.param(_absolute_entry, r"'/idm-officer\.p12' could leave", id="absolute-entry"),
-    pytest.param(_backslash_entry, r"'trust\\\\1\.pem' could leave", id="backslash-entry"),
-    pytest.param(_too_many_entries, "more than 50 entries", id="too-many-entries"),
-    pytest.param(_too_large, "'big.bin' expands the zip past 10485760 bytes", id="too-large"),
+    pytest.param(_escaping_entry, r"'\.\./idm-officer\.p12' leaves the folder", id="dot-dot-entry"),
+    pytest.param(_absolute_entry, r"'/idm-officer\.p12' is an absolute path", id="absolute-entry"),
+    pytest.param(_backslash_entry, r"'trust\\\\1\.pem' contains a backslash", id="backslash-entry"),
+    pytest.param(_too_many_entries, "has 51 entries, more than 50", id="too-many-entries"),
+    pytest.param(
+        _too_large, "'big.bin' expands the connection zip past 10485760 bytes", id="too-large"
+    ),
     pytest.param(_no_properties, "has no Nexus_CM.properties", id="no-properties-file"),
     pytest.param(_missing_keystore, "keystore 'idm-officer.p12' .* not in the zip", id="no-p12"),
     pytest.param(

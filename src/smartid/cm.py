@@ -10,15 +10,14 @@ built on the documented `Nexus_CM.properties` name and `caTokenProcedureImportCe
     trust/<n>.pem         the certificates that CM's TLS server certificate chains to
 
 The reader takes files a user hands over, so it refuses what could escape a folder or exhaust
-memory before it parses anything, and every refusal is one sentence naming the entry or the
-property, never a password. The client's paths are the lab CM's (docs/cm-lab-api.md), because
-CM's REST API is not public either.
+memory before it parses anything (smartid.safezip), and every refusal is one sentence naming the
+entry or the property, never a password. The client's paths are the lab CM's
+(docs/cm-lab-api.md), because CM's REST API is not public either.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import secrets
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +38,7 @@ from smartid.files import write_private
 from smartid.http import Timeouts, check_status, session
 from smartid.javaprops import PropertiesError, format_properties, parse_properties
 from smartid.masking import MASKER, Secret
+from smartid.safezip import ZipLimits, ZipRejected, entry_parts, read_entries
 
 __all__ = [
     "MAX_ENTRIES",
@@ -67,8 +67,11 @@ _REQUIRED = (_URL, _KEYSTORE, _PASSWORD)
 _COMMENT = "Smart ID Certificate Manager connection (written by the Smart ID suite)"
 # Fixed timestamp and attributes: the same input gives the same bytes, hence the same sha256.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-# A zip is its entries plus headers; anything larger cannot expand within MAX_TOTAL_BYTES.
-_MAX_UPLOAD_BYTES = MAX_TOTAL_BYTES + 1024 * 1024
+# One entry may fill the whole zip; no keystore, PEM or properties file compresses anywhere near
+# 100:1, so an entry that does is a bomb.
+_LIMITS = ZipLimits(
+    entries=MAX_ENTRIES, total_bytes=MAX_TOTAL_BYTES, entry_bytes=MAX_TOTAL_BYTES, ratio=100
+)
 # Java keytool's own PKCS#12 iteration count: every Java that reads these files accepts it.
 _KDF_ROUNDS = 10_000
 # DER of the algorithm identifiers that tell the two PKCS#12 encryptions apart.
@@ -134,7 +137,7 @@ def build_connection_zip(
     stored not deflated), so the same input gives the same sha256 and setup can tell that the
     uploaded zip is already the wanted one. ConnectionZipError for input the reader would refuse.
     """
-    if not _safe_name(keystore_name) or keystore_name == PROPERTIES:
+    if not _plain_name(keystore_name) or keystore_name == PROPERTIES:
         raise ConnectionZipError(f"keystore name {keystore_name!r} is not a plain entry name")
     trust_names = [f"trust/{n}.pem" for n in range(1, len(trust_certs) + 1)]
     properties = {
@@ -158,13 +161,16 @@ def read_connection_zip(data: bytes) -> ConnectionZip:
     """The connection zip in `data`, or ConnectionZipError.
 
     Refused: not a zip; an entry with a '..' component, an absolute path, a backslash or a drive
-    letter, or an encrypted or duplicate entry; more than MAX_ENTRIES entries or more than
-    MAX_TOTAL_BYTES expanded; no Nexus_CM.properties, or one without cm.url, cm.keystore.file or
-    cm.keystore.password; the keystore or a trust file it names missing from the zip; a keystore
-    that does not open with the password or lacks a key or a certificate; a trust file that is
-    not PEM certificates.
+    letter, or an encrypted, duplicate or corrupt entry; more than MAX_ENTRIES entries, more than
+    MAX_TOTAL_BYTES expanded or an entry compressed more than 100:1; no Nexus_CM.properties, or
+    one without cm.url, cm.keystore.file or cm.keystore.password; the keystore or a trust file it
+    names missing from the zip; a keystore that does not open with the password or lacks a key or
+    a certificate; a trust file that is not PEM certificates.
     """
-    entries = _read_entries(data)
+    try:
+        entries = read_entries(data, _LIMITS, what="the connection zip")
+    except ZipRejected as exc:
+        raise ConnectionZipError(str(exc)) from None
     if PROPERTIES not in entries:
         raise ConnectionZipError(f"the connection zip has no {PROPERTIES}")
     try:
@@ -313,68 +319,13 @@ def _load_keystore(
     return loaded.key, loaded.cert.certificate, cas, loaded.cert.friendly_name
 
 
-def _safe_name(name: str) -> bool:
-    """A relative entry name that stays inside the folder it is unpacked into."""
-    if not name or "\\" in name or name.startswith("/") or re.match(r"[A-Za-z]:", name):
+def _plain_name(name: str) -> bool:
+    """A file entry's name that stays inside the folder the zip is unpacked into."""
+    try:
+        entry_parts(name)
+    except ZipRejected:
         return False
-    return all(part not in ("", ".", "..") for part in name.split("/"))
-
-
-def _read_entries(data: bytes) -> dict[str, bytes]:
-    """Every file entry's bytes, after the names and sizes were found safe to read."""
-    if len(data) > _MAX_UPLOAD_BYTES:
-        raise ConnectionZipError(f"the connection zip is larger than {_MAX_UPLOAD_BYTES} bytes")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError):
-        raise ConnectionZipError("the connection zip is not a zip file") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ENTRIES:
-            raise ConnectionZipError(f"the connection zip has more than {MAX_ENTRIES} entries")
-        files: list[zipfile.ZipInfo] = []
-        declared = 0
-        for info in infos:
-            _check_entry(info, files)
-            declared += info.file_size
-            if declared > MAX_TOTAL_BYTES:
-                raise ConnectionZipError(
-                    f"entry {info.filename!r} expands the zip past {MAX_TOTAL_BYTES} bytes"
-                )
-        entries: dict[str, bytes] = {}
-        total = 0
-        for info in files:
-            body = _read_bounded(archive, info, MAX_TOTAL_BYTES - total)
-            total += len(body)
-            entries[info.filename] = body
-        return entries
-
-
-def _check_entry(info: zipfile.ZipInfo, files: list[zipfile.ZipInfo]) -> None:
-    """Refuse an unsafe, encrypted or repeated entry; add a file entry to `files`."""
-    name = info.filename
-    if not _safe_name(name.removesuffix("/")):
-        raise ConnectionZipError(f"entry {name!r} could leave the folder it is unpacked into")
-    if info.flag_bits & 0x1:
-        raise ConnectionZipError(f"entry {name!r} is encrypted")
-    if any(seen.filename == name for seen in files):
-        raise ConnectionZipError(f"entry {name!r} appears more than once")
-    if not info.is_dir():
-        files.append(info)
-
-
-def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, remaining: int) -> bytes:
-    """The entry's bytes, reading at most one byte past the limit: headers can lie."""
-    try:
-        with archive.open(info) as handle:
-            body = handle.read(remaining + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError):
-        raise ConnectionZipError(f"entry {info.filename!r} is corrupt") from None
-    if len(body) > remaining:
-        raise ConnectionZipError(
-            f"entry {info.filename!r} expands the zip past {MAX_TOTAL_BYTES} bytes"
-        )
-    return body
+    return not name.endswith("/")
 
 
 def _zip(files: Mapping[str, bytes]) -> bytes:

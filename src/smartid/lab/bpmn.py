@@ -14,9 +14,15 @@ from xml.etree import ElementTree as ET
 import defusedxml
 import defusedxml.ElementTree
 
-from smartid.lab.safezip import PackageRejected
-
-__all__ = ["BPMN_NS", "SMARTID_NS", "Task", "bind_task", "process_tasks", "read_process"]
+__all__ = [
+    "BPMN_NS",
+    "SMARTID_NS",
+    "PackageRejected",
+    "Task",
+    "bind_task",
+    "process_tasks",
+    "read_process",
+]
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SMARTID_NS = "urn:smartid-lab:bpmn"
@@ -52,6 +58,10 @@ _PREFIXES = {
 }
 for _prefix, _uri in _PREFIXES.items():
     ET.register_namespace(_prefix, _uri)
+
+
+class PackageRejected(ValueError):
+    """An upload is not a usable package; the message is one sentence naming the entry."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ Task attributes the start-up guide edits live on the call activity: the sub-proc
 An unbound task has `calledElement=""` and no data pool.
 
 The reader takes untrusted uploads, so it refuses, before anything is parsed, what could escape a
-folder or exhaust memory (traversal, too many entries, zip bombs: smartid.lab.safezip), and parses
+folder or exhaust memory (traversal, too many entries, zip bombs: smartid.safezip), and parses
 XML with DTDs, entities and external references forbidden (smartid.lab.bpmn). Every refusal is
 one sentence naming the entry.
 """
@@ -37,15 +37,16 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
-from smartid.lab.bpmn import BPMN_NS, SMARTID_NS, Task, bind_task, process_tasks, read_process
-from smartid.lab.safezip import (
-    MAX_ENTRIES,
-    MAX_ENTRY_BYTES,
-    MAX_RATIO,
-    MAX_TOTAL_BYTES,
+from smartid.lab.bpmn import (
+    BPMN_NS,
+    SMARTID_NS,
     PackageRejected,
-    read_entries,
+    Task,
+    bind_task,
+    process_tasks,
+    read_process,
 )
+from smartid.safezip import ZipLimits, ZipRejected, read_entries
 
 __all__ = [
     "BPMN_NS",
@@ -67,6 +68,14 @@ __all__ = [
 ]
 
 ObjectKind = Literal["ca", "messaging_server", "user", "data_pool", "sub_process", "process"]
+
+MAX_ENTRIES = 1000
+MAX_TOTAL_BYTES = 20 * 1024 * 1024
+MAX_ENTRY_BYTES = 5 * 1024 * 1024
+MAX_RATIO = 100
+_LIMITS = ZipLimits(
+    entries=MAX_ENTRIES, total_bytes=MAX_TOTAL_BYTES, entry_bytes=MAX_ENTRY_BYTES, ratio=MAX_RATIO
+)
 
 _MANIFEST = "META-INF/package.json"
 _JSON, _BPMN = ".json", ".bpmn20.xml"
@@ -139,7 +148,10 @@ def read_package(data: bytes) -> Package:
     or does not hold exactly one named bpmn:process; two objects of one kind and name, or two
     processes with one id; a file outside the known folders or with the wrong suffix.
     """
-    entries = read_entries(data, _classify)
+    try:
+        entries = read_entries(data, _LIMITS, what="the package", classify=_classify)
+    except ZipRejected as exc:
+        raise PackageRejected(str(exc)) from exc
     if _MANIFEST not in entries:
         raise PackageRejected(f"the package has no {_MANIFEST}")
     manifest = _json_object(_MANIFEST, entries[_MANIFEST])
