@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from smartid.safezip import ZipLimits, ZipRejected, entry_parts, read_entries
+from smartid.safezip import ZipLimits, ZipRejected, deterministic_zip, entry_parts, read_entries
 
 LIMITS = ZipLimits(entries=4, total_bytes=10_000, entry_bytes=6_000, ratio=10)
 WHAT = "the bundle"
@@ -221,3 +221,17 @@ def test_a_safe_name_gives_its_parts(name: str, parts: list[str]) -> None:
 def test_an_unsafe_name_is_refused(name: str) -> None:
     with pytest.raises(ZipRejected, match=f"^entry {re.escape(repr(name))} "):
         entry_parts(name)
+
+
+def test_a_deterministic_zip_is_the_same_bytes_for_the_same_files() -> None:
+    files = {"b.txt": b"second", "a/c.bin": bytes(range(256)), "a/b.txt": b"first"}
+    written = deterministic_zip(files, mode=0o600)
+    assert deterministic_zip(dict(reversed(list(files.items()))), mode=0o600) == written
+    assert deterministic_zip(files, mode=0o644) != written
+    with zipfile.ZipFile(io.BytesIO(written)) as archive:
+        infos = archive.infolist()
+        assert [i.filename for i in infos] == sorted(files)
+        assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+        assert {i.compress_type for i in infos} == {zipfile.ZIP_STORED}
+        assert {i.external_attr >> 16 for i in infos} == {0o600}
+        assert {name: archive.read(name) for name in files} == files

@@ -17,9 +17,7 @@ entry or the property, never a password. The client's paths are the lab CM's
 
 from __future__ import annotations
 
-import io
 import secrets
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from smartid.files import write_private
 from smartid.http import Timeouts, check_status, session
 from smartid.javaprops import PropertiesError, format_properties, parse_properties
 from smartid.masking import MASKER, Secret
-from smartid.safezip import ZipLimits, ZipRejected, entry_parts, read_entries
+from smartid.safezip import ZipLimits, ZipRejected, deterministic_zip, entry_parts, read_entries
 
 __all__ = [
     "MAX_ENTRIES",
@@ -65,8 +63,6 @@ _URL, _KEYSTORE, _PASSWORD = "cm.url", "cm.keystore.file", "cm.keystore.password
 _TRUST, _TRANSPORT, _IMPORT = "cm.truststore.files", "cm.transport", "caTokenProcedureImportCert"
 _REQUIRED = (_URL, _KEYSTORE, _PASSWORD)
 _COMMENT = "Smart ID Certificate Manager connection (written by the Smart ID suite)"
-# Fixed timestamp and attributes: the same input gives the same bytes, hence the same sha256.
-_EPOCH = (1980, 1, 1, 0, 0, 0)
 # One entry may fill the whole zip; no keystore, PEM or properties file compresses anywhere near
 # 100:1, so an entry that does is a bomb.
 _LIMITS = ZipLimits(
@@ -152,7 +148,7 @@ def build_connection_zip(
     written = format_properties(properties, comment=_COMMENT)
     files = {PROPERTIES: written, keystore_name: keystore}
     files.update(zip(trust_names, trust_certs, strict=True))
-    data = _zip(files)
+    data = deterministic_zip(files, mode=0o600)  # it holds a password and a key
     read_connection_zip(data)  # what the suite builds, it can read back
     return data
 
@@ -326,16 +322,3 @@ def _plain_name(name: str) -> bool:
     except ZipRejected:
         return False
     return not name.endswith("/")
-
-
-def _zip(files: Mapping[str, bytes]) -> bytes:
-    """Sorted entries, fixed times and attributes, stored uncompressed: zlib builds compress
-    differently, which would make the sha256 depend on the machine that built the zip."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=_EPOCH)
-            info.create_system = 3  # Unix, whatever the building machine
-            info.external_attr = 0o600 << 16  # it holds a password and a key
-            archive.writestr(info, files[name])
-    return buffer.getvalue()

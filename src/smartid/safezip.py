@@ -1,19 +1,21 @@
-"""Reading an untrusted zip: names that could escape a folder and sizes that could exhaust memory
-(too many entries, zip bombs) are refused, in one sentence naming the entry, before any is read."""
+"""Zips in and out. Reading an untrusted zip: names that could escape a folder and sizes that could
+exhaust memory (too many entries, zip bombs) are refused, in one sentence naming the entry, before
+any is read. Writing: the same files give the same bytes on every machine."""
 
 from __future__ import annotations
 
 import io
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["ZipLimits", "ZipRejected", "entry_parts", "read_entries"]
+__all__ = ["ZipLimits", "ZipRejected", "deterministic_zip", "entry_parts", "read_entries"]
 
 # A zip is its entries plus headers; a larger upload cannot expand within the total, and refusing
 # it first bounds what zipfile reads of the central directory.
 _HEADER_ALLOWANCE = 1024 * 1024
+_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 class ZipRejected(ValueError):
@@ -130,3 +132,17 @@ def _read_bounded(
         raise ZipRejected(f"entry {info.filename!r} is corrupt ({exc})") from exc
     _check_size(info.filename, len(body), info.compress_size, before + len(body), limits, what)
     return body
+
+
+def deterministic_zip(files: Mapping[str, bytes], *, mode: int) -> bytes:
+    """Sorted entries, fixed times, Unix attributes with permission bits `mode`, stored
+    uncompressed: zlib builds (zlib, zlib-ng) compress differently, which would make the sha256
+    of a zip depend on the machine that built it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.create_system = 3  # Unix, whatever the building machine
+            info.external_attr = mode << 16
+            archive.writestr(info, files[name])
+    return buffer.getvalue()

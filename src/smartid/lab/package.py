@@ -27,7 +27,6 @@ one sentence naming the entry.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import zipfile
@@ -46,7 +45,7 @@ from smartid.lab.bpmn import (
     process_tasks,
     read_process,
 )
-from smartid.safezip import ZipLimits, ZipRejected, read_entries
+from smartid.safezip import ZipLimits, ZipRejected, deterministic_zip, read_entries
 
 __all__ = [
     "BPMN_NS",
@@ -98,8 +97,6 @@ _LABELS = {
     "sub_process": "sub-process",
     "process": "process",
 }
-# Fixed timestamp and attributes: the same objects give the same bytes, hence the same sha256.
-_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -185,7 +182,7 @@ def write_package(
         if entry in files:
             raise ValueError(f"{_LABELS[obj.kind]} {obj.name!r} would overwrite entry {entry!r}")
         files[entry] = _object_bytes(obj)
-    return _zip(files)
+    return deterministic_zip(files, mode=0o644)
 
 
 def demo_package(which: Literal["users", "shared_credentials"]) -> bytes:
@@ -194,7 +191,7 @@ def demo_package(which: Literal["users", "shared_credentials"]) -> bytes:
         raise ValueError(f"no demo package {which!r}")
     files: dict[str, bytes] = {}
     _collect(resources.files("smartid.lab") / "packages" / which, "", files)
-    return _zip(files)
+    return deterministic_zip(files, mode=0o644)
 
 
 def _classify(info: zipfile.ZipInfo, parts: list[str]) -> bool:
@@ -289,22 +286,6 @@ def _object_bytes(obj: PackageObject) -> bytes:
         return str(obj.data["bpmn"]).encode("utf-8")
     rest = {key: value for key, value in obj.data.items() if key != "name"}
     return _json_bytes({"name": obj.name, **rest})
-
-
-def _zip(files: Mapping[str, bytes]) -> bytes:
-    """Sorted entries, fixed times and attributes, stored uncompressed.
-
-    Stored, not deflated: zlib builds (zlib, zlib-ng) compress differently, which would make the
-    sha256 of a demo package depend on the machine that built it.
-    """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=_EPOCH)
-            info.create_system = 3  # Unix, whatever the building machine
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, files[name])
-    return buffer.getvalue()
 
 
 def _collect(folder: Traversable, prefix: str, into: dict[str, bytes]) -> None:
