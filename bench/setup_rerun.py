@@ -9,9 +9,7 @@ pays for the lab's start-up; the ratio is what idempotence costs compared with d
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,22 +18,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import run_suite  # noqa: E402
 from tests.lab import new_state, running_lab  # noqa: E402
 
 
 def _setup(env: dict[str, str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "setup", "-q"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = run_suite("-m", "setup", "-q", env=env)
     elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"setup failed:\n{done.stdout}{done.stderr}")
+    if run.returncode != 0:
+        raise SystemExit(f"setup failed:\n{run.output}")
     return elapsed
 
 
@@ -47,12 +39,11 @@ def main() -> None:
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as folder:
             state = new_state(Path(folder) / "lab")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTID_")}
-            env.update(
-                SMARTID_LAB_STATE=str(state.path),
-                SMARTID_STATE=f"{folder}/state",
-                SMARTID_REPORTS=f"{folder}/reports",
-            )
+            env = {
+                "SMARTID_LAB_STATE": str(state.path),
+                "SMARTID_STATE": f"{folder}/state",
+                "SMARTID_REPORTS": f"{folder}/reports",
+            }
             with running_lab(state):
                 firsts.append(_setup(env))
                 seconds.append(_setup(env))

@@ -15,57 +15,19 @@ import socket
 import ssl
 import statistics
 import subprocess
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from smartid.lab.pki import LabPKI
 from smartid.site import TlsPolicy
 from smartid.tls import ProbeTarget, judge_all, observe
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-def _serve_one(context: ssl.SSLContext, conn: socket.socket) -> None:
-    with conn:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.settimeout(5)
-        try:
-            with context.wrap_socket(conn, server_side=True) as tls:
-                while tls.recv(1024):
-                    pass
-        except (OSError, ssl.SSLError):
-            pass  # refused legacy handshakes, clients that leave without a word
-
-
-@contextmanager
-def _server(cert: Path, key: Path) -> Iterator[int]:
-    """A default stdlib TLS server (TLS 1.2-1.3), one thread per connection."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    listener.settimeout(0.05)
-    stop = threading.Event()
-
-    def accept_loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=_serve_one, args=(context, conn), daemon=True).start()
-
-    acceptor = threading.Thread(target=accept_loop, daemon=True)
-    acceptor.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        acceptor.join()
-        listener.close()
+from tests.tlsservers import tls_server  # the TLS engine tests' server
 
 
 def _times(n: int, action: Callable[[], object]) -> list[float]:
@@ -121,7 +83,7 @@ def main() -> None:
         pki.ensure("bench-officer-password")
         creds = pki.server("idm")
         policy = TlsPolicy()
-        with _server(creds.cert, creds.key) as port:
+        with tls_server(creds.cert, creds.key) as port:
             target = ProbeTarget("idm", "127.0.0.1", port, "localhost", pki.ca_bundle)
             context = ssl.create_default_context(cafile=str(pki.ca_bundle))
             cases: list[tuple[str, int, Callable[[], object]]] = [

@@ -15,49 +15,36 @@ every run compiles the suite's modules again, which costs the suite more than th
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from smartid.lab.state import DEFAULT_PORTS, LabState
-from smartid.lab.target import ensure_running
+from smartid.lab.state import LabState
 from smartid.site import TlsPolicy
 from smartid.tls import ProbeTarget, judge_all, observe_many
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import run_suite  # noqa: E402
+from tests.lab import new_state, running_lab  # noqa: E402
+
 # The framework alone: pytest and allure-pytest, with the suite's own pytest.ini switches (no
 # cache provider, no anyio plugin, which FastAPI's anyio brings into the environment).
 _TRIVIAL_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:anyio"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _pytest(args: Sequence[str], cwd: Path, env: dict[str, str], ok: int = 0) -> float:
+def _pytest(args: Sequence[str], env: dict[str, str], cwd: Path = ROOT, ok: int = 0) -> float:
     """Seconds a pytest subprocess takes; it must exit with `ok`."""
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = run_suite(*args, env=env, cwd=cwd)
     elapsed = time.perf_counter() - started
-    if done.returncode != ok:
-        raise SystemExit(f"pytest {' '.join(args)} exited {done.returncode}:\n{done.stdout}")
+    if run.returncode != ok:
+        raise SystemExit(f"pytest {' '.join(args)} exited {run.returncode}:\n{run.stdout}")
     return elapsed
 
 
@@ -109,44 +96,35 @@ def main() -> None:
         help="let the runs write and use bytecode caches (drop PYTHONDONTWRITEBYTECODE)",
     )
     args = parser.parse_args()
+    caches = (
+        "with" if args.bytecode_cache or "PYTHONDONTWRITEBYTECODE" not in os.environ else "without"
+    )
+    if args.bytecode_cache:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the runs inherit this environment
     with tempfile.TemporaryDirectory(prefix="verify-cost-") as work:
         folder = Path(work)
-        state_dir = folder / "lab"
-        state_dir.mkdir()
-        ports = {name: _free_port() for name in DEFAULT_PORTS}
-        (state_dir / "ports.json").write_text(json.dumps(ports), encoding="utf-8")
-        state = LabState(state_dir)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTID_", "PYTEST_"))}
-        env |= {"SMARTID_LAB_STATE": str(state_dir), "SMARTID_STATE": str(folder / "state")}
-        if args.bytecode_cache:
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        state = new_state(folder / "lab")
+        env = {"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(folder / "state")}
         allure = f"--alluredir={folder / 'allure'}"
-        started = ensure_running(state)
-        try:
-            _pytest(["-m", "setup", "-q", allure], ROOT, env)
+        with running_lab(state):
+            _pytest(["-m", "setup", "-q", allure], env)
             junit = folder / "junit.xml"
-            _pytest(["-m", "verify", "-q", allure, f"--junitxml={junit}"], ROOT, env)  # warm-up
+            _pytest(["-m", "verify", "-q", allure, f"--junitxml={junit}"], env)  # warm-up
             count = _count(junit)
             _trivial(folder / "trivial", count)
             verify, trivial, empty = [], [], []
             for _ in range(args.repeat):
-                verify.append(_pytest(["-m", "verify", "-q", allure], ROOT, env))
+                verify.append(_pytest(["-m", "verify", "-q", allure], env))
                 # Nothing selected (exit 5): what the suite costs before any check runs.
                 none = ["-m", "verify", "-q", "-k", "no_such_check", allure]
-                empty.append(_pytest(none, ROOT, env, ok=5))
-                trivial.append(_pytest([*_TRIVIAL_ARGS, allure], folder / "trivial", env))
+                empty.append(_pytest(none, env, ok=5))
+                trivial.append(_pytest([*_TRIVIAL_ARGS, allure], env, cwd=folder / "trivial"))
             print("TLS verdict per lab endpoint:")
             _tls_verdicts(state)
-        finally:
-            if started is not None:
-                started.stop()
     v, t, e = statistics.median(verify), statistics.median(trivial), statistics.median(empty)
     print(f"pytest -m verify ({count} checks, lab set up): {v:.2f} s (median of {args.repeat})")
     print(f"  of which the suite's start and end, no check selected: {e:.2f} s")
     print(f"{count} trivial tests with allure-pytest:     {t:.2f} s (median of {args.repeat})")
-    caches = (
-        "with" if args.bytecode_cache or "PYTHONDONTWRITEBYTECODE" not in os.environ else "without"
-    )
     print(f"ratio: {v / t:.2f} (goal <= 2), {caches} bytecode caches")
 
 
