@@ -4,13 +4,11 @@ and follows application.yml as it changes."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import http.client
 import json
 import os
 import re
-import socket
 import ssl
 import threading
 import time
@@ -23,12 +21,13 @@ from typing import Any
 
 import pytest
 import requests
-import uvicorn
 
 from smartid.hermod_config import HermodClient, generate_key, merge_client, parse_clients
 from smartid.http import session
+from smartid.lab.faults import listener_settings
 from smartid.lab.hermod_app import MAX_COMMAND_BYTES, HermodLab, create_hermod_app
 from smartid.lab.pki import LabPKI, ServerCredentials
+from smartid.lab.server import UvicornListener
 from smartid.masking import Secret
 from tests.servers import closed_port
 
@@ -85,36 +84,15 @@ def _callback_server(creds: ServerCredentials) -> Iterator[_CallbackServer]:
 
 
 @contextmanager
-def _serve(lab: HermodLab, creds: ServerCredentials) -> Iterator[int]:
-    """The Hermod app under uvicorn on a pre-bound loopback socket, as the lab runs it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    config = uvicorn.Config(
-        create_hermod_app(lab),
-        ssl_certfile=str(creds.cert),
-        ssl_keyfile=str(creds.key),
-        log_level="warning",
-        access_log=False,
-        http="h11",
-        ws="none",
-        lifespan="off",
-        timeout_graceful_shutdown=2,
+def _serve(lab: HermodLab, pki: LabPKI) -> Iterator[int]:
+    """The Hermod app on the lab's own listener, with the lab's Hermod TLS settings."""
+    listener = UvicornListener(
+        "hermod", create_hermod_app(lab), 0, listener_settings(pki, "hermod", frozenset())
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
-    thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "Hermod stopped while starting"
-            assert time.monotonic() < deadline, "Hermod did not start within 10 s"
-            time.sleep(0.01)
-        yield sock.getsockname()[1]
+        yield listener.port
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        listener.stop()
 
 
 def _new_client(client_id: str, callback_url: str, basic: str | None) -> HermodClient:
@@ -186,7 +164,7 @@ def hermod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Hermod]:
     with (
         _callback_server(pki.server("idm")) as operator,
         _callback_server(foreign) as untrusted,
-        _serve(lab, pki.server("hermod")) as port,
+        _serve(lab, pki) as port,
         session(pki.ca_bundle) as http,
     ):
         operator_url = f"https://localhost:{operator.server_address[1]}"

@@ -31,7 +31,7 @@ from smartid.lab.idm_app import IdmLab, create_idm_app
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
 
-__all__ = ["LabServer", "server_context"]
+__all__ = ["LabServer", "UvicornListener", "server_context"]
 
 WATCH_INTERVAL = 0.25
 _CM_UP = ListenerSettings(
@@ -96,8 +96,8 @@ class _Running(Protocol):
     def alive(self) -> bool: ...
 
 
-class _UvicornRunning:
-    """One uvicorn server on its own thread and event loop."""
+class UvicornListener:
+    """One uvicorn server on its own thread and event loop (port 0: a free one)."""
 
     def __init__(self, name: str, app: FastAPI, port: int, settings: ListenerSettings) -> None:
         self._sock = _bind(name, port)
@@ -115,6 +115,11 @@ class _UvicornRunning:
                 self._sock.close()
                 raise LabError(f"lab {name} server did not start")
             time.sleep(0.005)
+
+    @property
+    def port(self) -> int:
+        port: int = self._sock.getsockname()[1]
+        return port
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -204,8 +209,8 @@ class LabServer:
         )
         idm_app, hermod_app = create_idm_app(idm), create_hermod_app(hermod)
         self._listeners = {
-            "idm": lambda settings: _UvicornRunning("idm", idm_app, ports["idm"], settings),
-            "hermod": lambda settings: _UvicornRunning(
+            "idm": lambda settings: UvicornListener("idm", idm_app, ports["idm"], settings),
+            "hermod": lambda settings: UvicornListener(
                 "hermod", hermod_app, ports["hermod"], settings
             ),
             "cm": lambda _: _CMRunning(ports["cm"], self._cm_settings),
