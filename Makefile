@@ -46,9 +46,9 @@ test: lint $(NODE_STAMP)
 
 # verify against SITE (default: the lab) with JUnit XML, reports/summary.json and the HTML report
 # with trend history. make exits 2 on any failure; cron gets the exact code (0, 1, 2, 3, 4) from
-# .venv/bin/python -m smartid.nightly run (see docs/operations.md).
+# .venv/bin/python -m smartid.report.nightly run (see docs/operations.md).
 nightly: install $(NODE_STAMP)
-	$(BIN)/python -m smartid.nightly run $(if $(SITE),--site=$(SITE)) -- $(PYTEST_ARGS)
+	$(BIN)/python -m smartid.report.nightly run $(if $(SITE),--site=$(SITE)) -- $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) reports/allure-results .lab .smartid

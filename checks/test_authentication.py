@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from smartid.checks import Findings, IdmReadings, hermod_key
 from smartid.deployment import Deployment
-from smartid.hermod_config import HermodClient, HermodConfigError
+from smartid.hermod import HermodClient, HermodConfigError
 from smartid.http import session
 from smartid.masking import Secret
 from smartid.site import IdmSection, MessagingSection, Site
+from smartid.verify import Findings, IdmReadings
+from smartid.verify.readings import hermod_key
 
 EPIC = "Acceptance checks"
 STORY = "Authentication"

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from smartid import report
-from smartid.checks import Findings, IdmReadings, bundle_certificates, file_sha256
+from smartid.report import seam
 from smartid.site import Binding, CertificateManagerSection, MessagingSection, PackageSection
+from smartid.verify import Findings, IdmReadings
+from smartid.verify.readings import bundle_certificates, file_sha256
 
 EPIC = "Acceptance checks"
 STORY = "Configuration"
@@ -32,7 +33,7 @@ def test_package_installed(
     """CONF-001 The site's configuration package is installed under its name and declared
     version, and it is the site's package file (same sha256)."""
     installed = idm_readings.packages
-    report.attach_json("installed packages", [p.model_dump() for p in installed.values()])
+    seam.attach_json("installed packages", [p.model_dump() for p in installed.values()])
     name = declared_package.name
     where = f"package {name}"
     package = installed.get(name)
@@ -70,7 +71,7 @@ def test_certificate_authority_as_declared(
     if ca is None:
         findings.add("exists", "does not exist", "the CA that the package installs", where)
         return
-    report.attach_json("certificate authority", ca.model_dump())
+    seam.attach_json("certificate authority", ca.model_dump())
     if ca.description != declared_cm.description:
         findings.add(
             "description",
@@ -118,7 +119,7 @@ def test_messaging_server_as_declared(
     if server is None:
         findings.add("exists", "does not exist", "the messaging server the package lists", where)
         return
-    report.attach_json("messaging server", server.model_dump())
+    seam.attach_json("messaging server", server.model_dump())
     url = f"{declared_messaging.url}/command"
     if server.url != url:
         findings.add("url", f"URL is '{server.url or 'empty'}'", url, where)
@@ -143,7 +144,7 @@ def test_task_bound(idm_readings: IdmReadings, binding: Binding, findings: Findi
     if task is None:
         findings.add("task", "the process has no such task", "the task", where)
         return
-    report.attach_json("task", task.model_dump())
+    seam.attach_json("task", task.model_dump())
     if task.data_pool != binding.data_pool:
         findings.add(
             "data-pool",
@@ -170,7 +171,7 @@ def test_idm_trusts_hermod(
         pytest.skip("no [messaging] ca_bundle: Hermod's certificate chains to a public CA")
     bundle = Path(declared_messaging.ca_bundle)
     entries = idm_readings.truststore
-    report.attach_json("IDM truststore", [e.model_dump() for e in entries])
+    seam.attach_json("IDM truststore", [e.model_dump() for e in entries])
     present = {entry.sha256 for entry in entries}
     for cert in bundle_certificates(bundle):
         if cert.sha256 not in present:

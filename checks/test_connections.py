@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from smartid import report
-from smartid.checks import Findings, IdmReadings, Officer, TlsEndpoint
 from smartid.cm import cm_ping
 from smartid.deployment import Deployment
 from smartid.errors import AuthenticationError
-from smartid.hermod import HermodApi
-from smartid.hermod_config import HermodClient, HermodConfigError
+from smartid.hermod import HermodApi, HermodClient, HermodConfigError
 from smartid.idm import IdmClient
+from smartid.report import seam
 from smartid.site import CertificateManagerSection, IdmSection, MessagingSection, Site
 from smartid.tls import HandshakeFacts
+from smartid.verify import Findings, IdmReadings, TlsEndpoint
+from smartid.verify.readings import Officer
 
 EPIC = "Acceptance checks"
 STORY = "Connections"
@@ -117,7 +117,7 @@ def test_hermod_accepts_ping_with_idm_key(
             f"Hermod {exc.target}",
         )
         return
-    report.attach_json("Hermod ping", {"client": client_id, "key": source, "command": command})
+    seam.attach_json("Hermod ping", {"client": client_id, "key": source, "command": command})
 
 
 @pytest.mark.severity("critical")
@@ -141,7 +141,7 @@ def test_cm_ping_names_the_officer(
         client=officer.files,
         timeouts=deployment.timeouts,
     )
-    report.attach_json("CM ping", dataclasses.asdict(ping))
+    seam.attach_json("CM ping", dataclasses.asdict(ping))
     if (ping.officer, ping.serial) != (officer.common_name, officer.serial):
         findings.add(
             "officer",
@@ -158,7 +158,7 @@ def test_messaging_round_trip_passes(
     """CONN-005 IDM's Test connection of the messaging server passes: IDM's ping reaches Hermod
     with the token and Hermod's callback reaches IDM Operator as the hermod user."""
     result = contract.test_messaging_connection(declared_messaging.server)
-    report.attach_json("messaging test connection", result.model_dump())
+    seam.attach_json("messaging test connection", result.model_dump())
     if not result.ok:
         findings.add(
             "round-trip",
@@ -175,7 +175,7 @@ def test_ca_connection_test_passes(
     """CONN-006 IDM's Test connection of the CA passes: IDM reaches CM over mutual TLS with the
     officer keystore of the uploaded connection zip."""
     result = contract.test_ca_connection(declared_cm.ca_name)
-    report.attach_json("CA test connection", result.model_dump())
+    seam.attach_json("CA test connection", result.model_dump())
     if not result.ok:
         findings.add(
             "test-connection",

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from smartid import report
-from smartid.checks import Findings, IdmReadings, bundle_certificates, file_sha256, hermod_key
 from smartid.deployment import Deployment
-from smartid.drift import Declared, LiveState, compare, render, unified_diff
-from smartid.hermod_config import HermodClient, HermodConfigError
+from smartid.hermod import HermodClient, HermodConfigError
 from smartid.masking import Secret
+from smartid.report import seam
 from smartid.site import Site
+from smartid.verify import Findings, IdmReadings
+from smartid.verify.drift import Declared, LiveState, compare, render, unified_diff
+from smartid.verify.readings import bundle_certificates, file_sha256, hermod_key
 
 EPIC = "Acceptance checks"
 STORY = "Drift"
@@ -81,13 +82,13 @@ def test_live_state_matches_the_site(
     """DRIFT-001 The live state equals everything the site file declares; any difference is
     shown as one unified diff of the two."""
     items = compare(site, _declared(site, deployment), _live(site, deployment, idm_readings))
-    report.attach_text("declared state", "\n".join(render(items, "declared")))
-    report.attach_text("live state", "\n".join(render(items, "live")))
+    seam.attach_text("declared state", "\n".join(render(items, "declared")))
+    seam.attach_text("live state", "\n".join(render(items, "live")))
     target = site.idm.admin_url if site.idm is not None else site.name
     diff = unified_diff(items, live_name=f"live ({target})")
     if not diff:
         return
-    report.attach_text("drift", diff)
+    seam.attach_text("drift", diff)
     differing = sum(item.differs for item in items)
     findings.add(
         "drift",

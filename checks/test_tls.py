@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from smartid import report
-from smartid.checks import Findings, TlsEndpoint
+from smartid.report import seam
 from smartid.site import Site
 from smartid.tls import (
     HandshakeFacts,
@@ -23,6 +22,7 @@ from smartid.tls import (
     judge_protocol,
     judge_signatures,
 )
+from smartid.verify import Findings, TlsEndpoint
 
 EPIC = "Acceptance checks"
 STORY = "TLS"
@@ -35,7 +35,7 @@ _NO_TLS = ("connect", "timeout", "protocol")
 
 def _facts(endpoint: TlsEndpoint, observations: dict[str, HandshakeFacts]) -> HandshakeFacts:
     facts = observations[endpoint.id]
-    report.attach_json(f"TLS facts of {endpoint.id}", facts.to_dict())
+    seam.attach_json(f"TLS facts of {endpoint.id}", facts.to_dict())
     return facts
 
 

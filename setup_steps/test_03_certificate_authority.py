@@ -11,12 +11,8 @@ import pytest
 
 from fixtures.steps import manual
 from smartid import errors
-from smartid.cm import (
-    ConnectionZipError,
-    build_connection_zip,
-    read_connection_zip,
-    reencode_pkcs12,
-)
+from smartid.cm import ConnectionZipError, build_connection_zip, read_connection_zip
+from smartid.cm.connection_zip import reencode_pkcs12
 from smartid.deployment import Deployment
 from smartid.idm import CertificateAuthority, IdmClient
 from smartid.plan import Changes

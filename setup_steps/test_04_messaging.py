@@ -14,8 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from fixtures.steps import manual
 from smartid import errors
 from smartid.deployment import HERMOD_KEY_FILE, Deployment
-from smartid.hermod import HermodApi
-from smartid.hermod_config import client_section, merge_client, parse_clients
+from smartid.hermod import HermodApi, client_section, merge_client, parse_clients
 from smartid.masking import MASKER, Secret
 from smartid.plan import Changes
 from smartid.site import MessagingSection

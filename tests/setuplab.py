@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartid.checks import CheckOutcome, check_catalogue, read_junit
 from smartid.idm import IdmClient
 from smartid.lab.faults import FaultSet
 from smartid.lab.state import LabState
 from smartid.masking import Secret
 from smartid.tls import ProbeTarget, observe
+from smartid.verify import CheckOutcome, check_catalogue, read_junit
 from tests.helpers import ROOT, Run, run_suite
 from tests.lab import new_state, running_lab
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from smartid import errors
-from smartid.cm import PROPERTIES, build_connection_zip
+from smartid.cm import build_connection_zip
+from smartid.cm.connection_zip import PROPERTIES
 from smartid.idm import IdmClient
 from smartid.lab.state import LabState
 from smartid.masking import Secret

@@ -9,19 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from smartid.checks import BundleCertificate
-from smartid.drift import ABSENT, Declared, LiveState, compare, render, unified_diff
-from smartid.hermod_config import HermodClient, generate_key
-from smartid.idm import (
-    CAConnection,
-    CertificateAuthority,
-    InstalledPackage,
-    MessagingServer,
-    Process,
-    Task,
-)
+from smartid.hermod import HermodClient, generate_key
+from smartid.idm import CertificateAuthority, InstalledPackage, MessagingServer, Process, Task
+from smartid.idm.models import CAConnection
 from smartid.masking import Secret
 from smartid.site import Site, load_site
+from smartid.verify.drift import ABSENT, Declared, LiveState, compare, render, unified_diff
+from smartid.verify.readings import BundleCertificate
 
 HERMOD_PASSWORD = "Hermod-passw0rd-for-tests"
 ADMIN_PASSWORD = "Admin-passw0rd-for-tests"

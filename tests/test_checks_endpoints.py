@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smartid.checks import CheckOutcome, check_catalogue, read_junit
+from smartid.verify import CheckOutcome, check_catalogue, read_junit
 from tests.certs import Pki, write_chain
 from tests.helpers import ROOT, Run, run_suite
 from tests.servers import closed_port, https_server, silent_listener

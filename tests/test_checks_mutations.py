@@ -26,7 +26,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from smartid.hermod_config import HermodClient, generate_key, merge_client, parse_clients
+from smartid.hermod import HermodClient, generate_key, merge_client, parse_clients
 from smartid.idm import IdmClient
 from smartid.lab.store import Store
 from smartid.masking import Secret

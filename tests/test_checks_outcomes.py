@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from smartid.checks import CheckOutcome, check_catalogue, read_junit
 from smartid.lab.faults import FaultSet
 from smartid.lab.state import LabState
 from smartid.tls import ProbeTarget, observe
+from smartid.verify import CheckOutcome, check_catalogue, read_junit
 from tests.helpers import ROOT, Run, run_suite
 from tests.lab import new_state, running_lab
 

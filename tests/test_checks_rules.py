@@ -10,17 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from smartid.checks import (
-    Findings,
-    check_catalogue,
-    check_id,
-    failure_text,
-    read_junit,
-    tls_endpoints,
-    waiver_status,
-)
 from smartid.site import Waiver, parse_site
 from smartid.tls.judge import Finding
+from smartid.verify import Findings, check_catalogue, read_junit, tls_endpoints
+from smartid.verify.catalogue import check_id
+from smartid.verify.findings import failure_text, waiver_status
 from tests.helpers import ROOT
 
 CATALOGUE = check_catalogue(ROOT / "checks")

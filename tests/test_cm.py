@@ -20,10 +20,9 @@ from smartid.cm import (
     build_connection_zip,
     client_cert_files,
     keystore_password,
-    pkcs12_encryption,
     read_connection_zip,
-    reencode_pkcs12,
 )
+from smartid.cm.connection_zip import pkcs12_encryption, reencode_pkcs12
 from smartid.lab.pki import LabPKI, ServerCredentials
 from smartid.masking import Secret
 

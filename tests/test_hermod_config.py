@@ -9,7 +9,7 @@ from typing import Literal
 
 import pytest
 
-from smartid.hermod_config import (
+from smartid.hermod import (
     HermodClient,
     HermodConfigError,
     client_section,

@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 
 from smartid.cm import build_connection_zip
-from smartid.hermod_config import HermodClient, generate_key, merge_client
+from smartid.hermod import HermodClient, generate_key, merge_client
 from smartid.idm import IdmClient
 from smartid.lab.faults import FAULTS, FaultSet
 from smartid.lab.state import LabState

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from smartid.hermod_config import HermodClient, generate_key, merge_client, parse_clients
+from smartid.hermod import HermodClient, generate_key, merge_client, parse_clients
 from smartid.http import session
 from smartid.lab.faults import listener_settings
 from smartid.lab.hermod_app import MAX_COMMAND_BYTES, HermodLab, create_hermod_app

@@ -50,7 +50,7 @@ def test_attachment_log_and_failure_are_masked_in_allure_results(tmp_path: Path)
         textwrap.dedent(f"""
         import base64, logging
         from smartid.masking import MASKER, Secret
-        from smartid.report import attach_json, attach_text, install_log_masking, step
+        from smartid.report.seam import attach_json, attach_text, install_log_masking, step
 
         SECRET = Secret({SECRET!r}, "test")
         MASKER.register(SECRET)

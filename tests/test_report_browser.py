@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from smartid import nightly
+from smartid.report import nightly
 from tests.helpers import ROOT
 
 CHROMIUM = "/usr/bin/chromium"

@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-from smartid import htmlreport, nightly
 from smartid.masking import MASK, Secret, find_leaks
-from smartid.results import CATEGORIES, TestRecord, categorize, read_environment
+from smartid.report import html, nightly
+from smartid.report.results import CATEGORIES, TestRecord, categorize, read_environment
 from tests.helpers import ROOT, Run, run_suite
 from tests.lab import new_state
 
 SECRET = "Synth-s3cret-Passw0rd-77"
 ALLURE = ROOT / "node_modules" / ".bin" / "allure"
-NIGHTLY = [sys.executable, "-m", "smartid.nightly"]
+NIGHTLY = [sys.executable, "-m", "smartid.report.nightly"]
 
 CONFTEST = """
 pytest_plugins = ["fixtures.site", "fixtures.reporting"]
@@ -72,7 +72,7 @@ import os
 
 import pytest
 
-from smartid import report
+from smartid.report import seam
 from smartid.errors import ConnectError
 
 EPIC = "Verify TLS"
@@ -111,7 +111,7 @@ def test_parameter_holds_a_secret(value):
 @pytest.mark.severity("normal")
 def test_warns():
     """TLS-003 The certificate is not about to expire."""
-    report.warn("idm: certificate expires on 2026-12-01, in 6 days (warning from 30 days)")
+    seam.warn("idm: certificate expires on 2026-12-01, in 6 days (warning from 30 days)")
 
 
 @pytest.mark.severity("minor")
@@ -419,7 +419,7 @@ def test_tracking_scripts_are_removed_and_nothing_else_is(tmp_path: Path) -> Non
         </script>
         <script async>window.allureReportData = {};</script>
     """)
-    stripped = htmlreport.strip_tracking(page)
+    stripped = html.strip_tracking(page)
     assert "googletagmanager" not in stripped
     assert "dataLayer" not in stripped
     assert "window.allure = {};" in stripped
@@ -443,7 +443,7 @@ def test_tracking_scripts_are_removed_and_nothing_else_is(tmp_path: Path) -> Non
 )
 def test_the_external_url_scan_finds_what_a_page_would_load(tmp_path: Path, page: str) -> None:
     (tmp_path / "index.html").write_text(page)
-    assert htmlreport.find_external_urls(tmp_path) != []
+    assert html.find_external_urls(tmp_path) != []
 
 
 def test_links_and_loopback_urls_are_not_external_loads(tmp_path: Path) -> None:
@@ -452,19 +452,19 @@ def test_links_and_loopback_urls_are_not_external_loads(tmp_path: Path) -> None:
         '<script src="http://127.0.0.1:8000/x.js"></script>'
         '<svg xmlns="http://www.w3.org/2000/svg"></svg>'
     )
-    assert htmlreport.find_external_urls(tmp_path) == []
+    assert html.find_external_urls(tmp_path) == []
 
 
 def test_two_report_generations_keep_a_trend_of_two_runs_without_external_urls(
     synthetic: Synthetic, tmp_path: Path
 ) -> None:
-    paths = htmlreport.ReportPaths.under(tmp_path / "reports")
+    paths = html.ReportPaths.under(tmp_path / "reports")
     shutil.copytree(synthetic.results, paths.results)
-    allure = htmlreport.allure_binary(ALLURE)
+    allure = html.allure_binary(ALLURE)
     timings = []
     for _ in range(2):
         began = time.monotonic()
-        index = htmlreport.render(paths, name="Smart ID verify", allure=allure)
+        index = html.render(paths, name="Smart ID verify", allure=allure)
         timings.append(time.monotonic() - began)
     history = paths.history.read_text().splitlines()
     assert len(history) == 2
@@ -474,7 +474,7 @@ def test_two_report_generations_keep_a_trend_of_two_runs_without_external_urls(
     text = index.read_text()
     assert "googletagmanager" not in text
     assert "dataLayer" not in text
-    assert htmlreport.find_external_urls(paths.html) == []
+    assert html.find_external_urls(paths.html) == []
     assert find_leaks(paths.html.parent, [Secret(SECRET, "synthetic")]) == []
     print(f"report generation: {', '.join(f'{t:.2f} s' for t in timings)}")
 
@@ -528,14 +528,14 @@ def test_no_lab_secret_reaches_any_file_of_setup_verify_and_nightly(tmp_path: Pa
     )
     assert setup.returncode in (0, 1, 5), setup.output
     # Verify cleans the results folder: setup's results are kept, and rendered, beside it.
-    setup_paths = htmlreport.ReportPaths(
+    setup_paths = html.ReportPaths(
         results=reports / "setup-allure-results",
         html=reports / "setup-html",
         history=reports / "setup-history.jsonl",
         config=reports / "setup-allurerc.json",
     )
     shutil.copytree(results, setup_paths.results)
-    htmlreport.render(setup_paths, name="Smart ID setup", allure=htmlreport.allure_binary(ALLURE))
+    html.render(setup_paths, name="Smart ID setup", allure=html.allure_binary(ALLURE))
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTID_", "PYTEST_"))}
     verify = subprocess.run(
         [*NIGHTLY, "run", "--reports", str(reports), "--allure", str(ALLURE)],

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from smartid.cm import PROPERTIES, pkcs12_encryption
-from smartid.hermod_config import merge_client, parse_clients
+from smartid.cm.connection_zip import PROPERTIES, pkcs12_encryption
+from smartid.hermod import merge_client, parse_clients
 from smartid.lab.faults import FaultSet
 from smartid.lab.state import LabState
 from smartid.lab.store import Store

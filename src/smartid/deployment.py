@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartid import errors
-from smartid.hermod_config import HermodClient, HermodConfigError, parse_clients
+from smartid.hermod import HermodClient, HermodConfigError, parse_clients
 from smartid.http import Timeouts
 from smartid.idm import IdmClient
 from smartid.masking import MASKER, Secret

@@ -31,13 +31,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from smartid import errors
-from smartid.hermod_config import (
-    HermodClient,
-    HermodConfigError,
-    client_section,
-    generate_key,
-    parse_clients,
-)
+from smartid.hermod.clients import HermodClient, HermodConfigError, generate_key, parse_clients
+from smartid.hermod.config import client_section
 from smartid.http import Timeouts, session
 from smartid.lab.web import bounded_body
 from smartid.masking import Secret

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from smartid import errors
 from smartid.cm import (
-    ConnectionZip,
     ConnectionZipError,
     client_cert_files,
     cm_ping,
@@ -29,6 +28,7 @@ from smartid.cm import (
     keystore_password,
     read_connection_zip,
 )
+from smartid.cm.connection_zip import ConnectionZip
 from smartid.http import Timeouts, check_status, session
 from smartid.lab.admin_api import Actions
 from smartid.tls import ProbeTarget, observe

@@ -43,7 +43,8 @@ _LEAF_VALIDITY = timedelta(days=825)
 _ROOT_VALIDITY = timedelta(days=3650)
 _ISSUING_VALIDITY = timedelta(days=1825)
 # Lab passwords are long random tokens, so the PBKDF2 cost only has to be respectable, not slow:
-# 10,000 rounds, as Java's keytool writes PKCS#12 keystores (and as smartid.cm re-encrypts them).
+# 10,000 rounds, as Java's keytool writes PKCS#12 keystores (and as smartid.cm.connection_zip
+# re-encrypts them).
 _KDF_ROUNDS = 10_000
 _KEY_MODE, _CERT_MODE, _FOLDER_MODE = 0o600, 0o644, 0o700
 

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from smartid import errors
-from smartid.hermod_config import HermodClient, HermodConfigError, parse_clients
+from smartid.hermod.clients import HermodClient, HermodConfigError, parse_clients
 from smartid.http import Timeouts, check_status, session
 from smartid.masking import MASKER, Secret
 

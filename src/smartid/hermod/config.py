@@ -7,8 +7,8 @@ top level too, and an edit keeps the file's own spelling, comments and key order
 hand-edited vendor file. A client authenticates with `X-Api-Key: base64(client-id:key)`, where
 `key` is 64 hex characters (§4.3).
 
-The client model and the reading live in `smartid.hermod_clients`, the comment-keeping ruamel
-helpers in `smartid.hermod_yaml`; this module writes and is the one to import from.
+The client model and the reading live in `smartid.hermod.clients`, the comment-keeping ruamel
+helpers in `smartid.hermod.yaml`; this module writes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from smartid.hermod_clients import (
+from smartid.hermod.clients import (
     FIELD_KEYS,
     LIST_KEYS,
     HermodClient,
@@ -30,7 +30,7 @@ from smartid.hermod_clients import (
     locate_clients,
     parse_clients,
 )
-from smartid.hermod_yaml import (
+from smartid.hermod.yaml import (
     attach_following,
     detach_following,
     guess_indents,

@@ -1,4 +1,5 @@
-"""Certificate Manager: the connection zip IDM Admin takes on the CA's General tab, and a client.
+"""Certificate Manager's connection zip, the one IDM Admin takes on the CA's General tab, and the
+officer's PKCS#12 keystore inside it.
 
 The real layout of CM's connection zip is not public (SMARTID-DOMAIN §3.1); the suite's own,
 built on the documented `Nexus_CM.properties` name and `caTokenProcedureImportCert` key, is:
@@ -11,8 +12,7 @@ built on the documented `Nexus_CM.properties` name and `caTokenProcedureImportCe
 
 The reader takes files a user hands over, so it refuses what could escape a folder or exhaust
 memory before it parses anything (smartid.safezip), and every refusal is one sentence naming the
-entry or the property, never a password. The client's paths are the lab CM's
-(docs/cm-lab-api.md), because CM's REST API is not public either.
+entry or the property, never a password.
 """
 
 from __future__ import annotations
@@ -23,18 +23,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from smartid.errors import ProtocolError
+from smartid.cm.properties import PropertiesError, format_properties, parse_properties
 from smartid.files import write_private
-from smartid.http import Timeouts, check_status, session
-from smartid.javaprops import PropertiesError, format_properties, parse_properties
 from smartid.masking import MASKER, Secret
 from smartid.safezip import ZipLimits, ZipRejected, deterministic_zip, entry_parts, read_entries
 
@@ -42,13 +39,10 @@ __all__ = [
     "MAX_ENTRIES",
     "MAX_TOTAL_BYTES",
     "PROPERTIES",
-    "CMPing",
     "ConnectionZip",
     "ConnectionZipError",
     "build_connection_zip",
     "client_cert_files",
-    "cm_ping",
-    "cm_token_procedures",
     "keystore_password",
     "pkcs12_encryption",
     "read_connection_zip",
@@ -108,16 +102,6 @@ class ConnectionZip:
             f"keystore_name={self.keystore_name!r}, keystore=<{len(self.keystore)} bytes>, "
             f"trust_certs=<{len(self.trust_certs)} files>)"
         )
-
-
-@dataclass(frozen=True)
-class CMPing:
-    """What CM said about the connection: the officer it saw and the TLS version."""
-
-    officer: str
-    serial: str
-    issuer: str
-    protocol: str
 
 
 def build_connection_zip(
@@ -252,49 +236,6 @@ def client_cert_files(p12: bytes, password: Secret, folder: Path) -> Iterator[tu
     finally:
         key_path.unlink(missing_ok=True)
         cert_path.unlink(missing_ok=True)
-
-
-def cm_ping(
-    url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
-) -> CMPing:
-    """Who CM sees at `url` (the base including /cm) with this client certificate."""
-    target, body = _get_json(url, "ping", ca_bundle, client, timeouts)
-    fields = ("officer", "serial", "issuer", "protocol")
-    if body.get("status") != "OK" or not all(isinstance(body.get(f), str) for f in fields):
-        raise ProtocolError(target, f"the ping answer lacks status OK or one of {fields}")
-    return CMPing(body["officer"], body["serial"], body["issuer"], body["protocol"])
-
-
-def cm_token_procedures(
-    url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
-) -> list[str]:
-    """The names of the token procedures the officer may use, in CM's order."""
-    target, body = _get_json(url, "token-procedures", ca_bundle, client, timeouts)
-    procedures = body.get("token_procedures")
-    if not isinstance(procedures, list) or not all(
-        isinstance(p, dict) and isinstance(p.get("name"), str) for p in procedures
-    ):
-        raise ProtocolError(target, "the answer has no list of named token_procedures")
-    return [p["name"] for p in procedures]
-
-
-def _get_json(
-    url: str,
-    path: str,
-    ca_bundle: Path | None,
-    client: tuple[Path, Path] | None,
-    timeouts: Timeouts,
-) -> tuple[str, dict[str, Any]]:
-    target = f"{url.rstrip('/')}/api/v1/{path}"
-    with session(ca_bundle, client, timeouts) as http:
-        response = check_status(http.get(target))
-    try:
-        body = response.json()
-    except requests.JSONDecodeError:
-        raise ProtocolError(target, "the answer is not JSON") from None
-    if not isinstance(body, dict):
-        raise ProtocolError(target, "the answer is not a JSON object")
-    return target, body
 
 
 def _load_keystore(

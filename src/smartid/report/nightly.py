@@ -1,8 +1,8 @@
 """The nightly run (DESIGN §7): `verify` against a site, then JUnit XML, `summary.json`, the HTML
 report with its trend history, and an exit code that tells cron whether something serious broke.
 
-    python -m smartid.nightly run [--site PATH] [--reports DIR] [-- PYTEST_ARGS...]
-    python -m smartid.nightly finish [--pytest-exit N] [--reports DIR]
+    python -m smartid.report.nightly run [--site PATH] [--reports DIR] [-- PYTEST_ARGS...]
+    python -m smartid.report.nightly finish [--pytest-exit N] [--reports DIR]
 
 `run` runs `pytest -m verify` and then `finish`; `finish` alone summarizes and renders the results
 a pytest run left in `reports/allure-results/`. Exit codes:
@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from smartid.htmlreport import ReportError, ReportPaths, allure_binary, render
 from smartid.masking import MASKER
-from smartid.results import TestRecord, categorize, read_environment, read_results
+from smartid.report.html import ReportError, ReportPaths, allure_binary, render
+from smartid.report.results import TestRecord, categorize, read_environment, read_results
 
 __all__ = ["Summary", "exit_code", "finish", "main", "run", "summarize"]
 
@@ -221,7 +221,7 @@ def run(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m smartid.nightly", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m smartid.report.nightly", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     commands = parser.add_subparsers(dest="command", required=True)
     for command in ("run", "finish"):

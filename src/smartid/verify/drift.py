@@ -15,11 +15,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from smartid.checks import BundleCertificate
-from smartid.hermod_config import HermodClient
+from smartid.hermod import HermodClient
 from smartid.idm import CertificateAuthority, InstalledPackage, MessagingServer, Process
 from smartid.masking import Secret
 from smartid.site import Site
+from smartid.verify.readings import BundleCertificate
 
 __all__ = ["ABSENT", "Declared", "Item", "LiveState", "compare", "render", "unified_diff"]
 

@@ -15,7 +15,7 @@ from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
-from smartid.hermod_yaml import round_trip_yaml
+from smartid.hermod.yaml import round_trip_yaml
 from smartid.masking import Secret
 
 __all__ = [

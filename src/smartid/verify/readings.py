@@ -1,180 +1,41 @@
-"""What the verify checks share apart from pytest (DESIGN §6): the findings of one check and the
-one failure they make, waivers, and the officer certificate. The TLS endpoints a site declares
-live in `smartid.endpoints`, the catalogue of checks in `smartid.catalogue`; both are re-exported.
-
-A check collects every finding it sees (`Findings`) and fails once, at its end, with one line per
-finding naming the endpoint or object, what was observed and what is required. A finding of
-severity "warning" does not fail the check. A waiver from the site file turns a failure of its
-check into a skip until its date has passed.
+"""What several checks read from the site and the target: the CM officer certificate, the
+certificates of a bundle, file digests, the Hermod key and IDM's objects read once per run.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from smartid.catalogue import (
-    CHECK_ID,
-    CheckEntry,
-    CheckOutcome,
-    check_catalogue,
-    check_id,
-    read_junit,
-)
-from smartid.cm import keystore_password, read_connection_zip
+from smartid.cm.connection_zip import keystore_password, read_connection_zip
 from smartid.deployment import Deployment
-from smartid.endpoints import TlsEndpoint, tls_endpoints
 from smartid.errors import PackageError
-from smartid.idm import (
+from smartid.idm.client import IdmClient
+from smartid.idm.models import (
     CertificateAuthority,
-    IdmClient,
     InstalledPackage,
     MessagingServer,
     Process,
     TrustEntry,
 )
 from smartid.masking import Secret
-from smartid.site import CertificateManagerSection, MessagingSection, Waiver
-from smartid.tls.judge import Finding, Severity
+from smartid.site import CertificateManagerSection, MessagingSection
 
 __all__ = [
-    "CHECK_ID",
     "BundleCertificate",
-    "CheckEntry",
-    "CheckOutcome",
-    "Findings",
     "IdmReadings",
     "Officer",
-    "TlsEndpoint",
-    "WaiverStatus",
     "bundle_certificates",
-    "check_catalogue",
-    "check_id",
-    "failure_text",
     "file_sha256",
-    "finding_line",
     "hermod_key",
     "officer_keystore",
-    "read_junit",
-    "tls_endpoints",
-    "waiver_status",
 ]
-
-
-class Findings:
-    """Every finding of one check, in the order seen; the check fails once, at its end."""
-
-    def __init__(self, check: str, severity: Severity) -> None:
-        self.check = check
-        self.severity = severity
-        self._found: list[Finding] = []
-        self._details: list[str] = []
-
-    def add(
-        self,
-        key: str,
-        observed: str,
-        required: str,
-        target: str,
-        *,
-        severity: Severity | None = None,
-    ) -> None:
-        """One finding; its severity is the check's unless given ("warning" passes)."""
-        self._found.append(Finding(key, severity or self.severity, observed, required, target))
-
-    def extend(self, findings: Iterable[Finding], *, target: str | None = None) -> None:
-        """Findings a judge made, under another target name if given."""
-        for finding in findings:
-            self._found.append(replace(finding, target=target) if target else finding)
-
-    def detail(self, text: str) -> None:
-        """Text shown below the findings when the check fails (a diff, say)."""
-        self._details.append(text)
-
-    @property
-    def all(self) -> tuple[Finding, ...]:
-        return tuple(self._found)
-
-    @property
-    def failures(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self._found if f.severity != "warning")
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self._found if f.severity == "warning")
-
-    @property
-    def details(self) -> tuple[str, ...]:
-        return tuple(self._details)
-
-
-def finding_line(finding: Finding) -> str:
-    return (
-        f"[{finding.severity}] {finding.target}: {finding.observed} (required: {finding.required})"
-    )
-
-
-def failure_text(
-    check: str,
-    failures: Sequence[Finding],
-    *,
-    errors: Sequence[str] = (),
-    details: Sequence[str] = (),
-    note: str | None = None,
-) -> str:
-    """The one failure of a check: a single finding as one line, several as a headline and one
-    line each; then the note and the details."""
-    shown = [finding_line(f) for f in failures] + list(errors)
-    if len(shown) == 1:
-        lines = [f"{check}: {shown[0]}"]
-    else:
-        lines = [f"{check}: {len(shown)} findings", *(f"- {line}" for line in shown)]
-    if note:
-        lines.append(note)
-    lines += [text.rstrip("\n") for text in details]
-    return "\n".join(lines)
-
-
-# --- waivers ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WaiverStatus:
-    """The waiver that applies to a check today, and the latest one that no longer does."""
-
-    active: Waiver | None
-    expired: Waiver | None
-
-    @property
-    def skip_reason(self) -> str | None:
-        w = self.active
-        return None if w is None else f"waived: {w.reason} ({w.owner}, until {w.until})"
-
-    @property
-    def expired_note(self) -> str | None:
-        w = self.expired
-        if w is None or self.active is not None:
-            return None
-        return f"the waiver of {w.owner} ({w.reason}) expired after {w.until} and no longer applies"
-
-
-def waiver_status(waivers: Sequence[Waiver], check: str, today: date) -> WaiverStatus:
-    """A waiver applies up to and including its `until` day."""
-    mine = [w for w in waivers if w.check == check]
-    active = [w for w in mine if today <= w.until]
-    expired = [w for w in mine if today > w.until]
-    return WaiverStatus(
-        active=max(active, key=lambda w: w.until) if active else None,
-        expired=max(expired, key=lambda w: w.until) if expired else None,
-    )
 
 
 # --- the CM officer -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from smartid.results import CATEGORIES
+from smartid.report.results import CATEGORIES
 
 __all__ = [
     "HISTORY_LIMIT",

@@ -6,10 +6,10 @@ failures are grouped). The nightly reads the folder back into one `TestRecord` p
 
 The categories are written twice from the one table below: into `categories.json` in Allure 2's
 format (read by Allure 2 and by Allure 3's classic plugin) and into the Allure 3 configuration
-(`htmlreport`), whose default "awesome" report reads categories from its configuration only. The
-expressions are written to mean the same in Java (Allure 2 matches the whole message), JavaScript
-(Allure 3 searches it) and Python (the summary searches it): `[\\s\\S]*` instead of a DOTALL flag,
-no inline flags, no look-behind.
+(`smartid.report.html`), whose default "awesome" report reads categories from its configuration
+only. The expressions are written to mean the same in Java (Allure 2 matches the whole message),
+JavaScript (Allure 3 searches it) and Python (the summary searches it): `[\\s\\S]*` instead of a
+DOTALL flag, no inline flags, no look-behind.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from smartid.masking import MASKER
-from smartid.report import CHECK_ID_LABEL, WAIVED_LABEL, WARNING_LABEL
+from smartid.report.seam import CHECK_ID_LABEL, WAIVED_LABEL, WARNING_LABEL
 
 __all__ = [
     "CATEGORIES",

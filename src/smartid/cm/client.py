@@ -1,0 +1,69 @@
+"""A client for Certificate Manager as the officer IDM uses: who CM sees, and the token procedures
+the officer may use. CM's REST API is not public; the paths are the lab CM's (docs/cm-lab-api.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from smartid.errors import ProtocolError
+from smartid.http import Timeouts, check_status, session
+
+__all__ = ["CMPing", "cm_ping", "cm_token_procedures"]
+
+
+@dataclass(frozen=True)
+class CMPing:
+    """What CM said about the connection: the officer it saw and the TLS version."""
+
+    officer: str
+    serial: str
+    issuer: str
+    protocol: str
+
+
+def cm_ping(
+    url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
+) -> CMPing:
+    """Who CM sees at `url` (the base including /cm) with this client certificate."""
+    target, body = _get_json(url, "ping", ca_bundle, client, timeouts)
+    fields = ("officer", "serial", "issuer", "protocol")
+    if body.get("status") != "OK" or not all(isinstance(body.get(f), str) for f in fields):
+        raise ProtocolError(target, f"the ping answer lacks status OK or one of {fields}")
+    return CMPing(body["officer"], body["serial"], body["issuer"], body["protocol"])
+
+
+def cm_token_procedures(
+    url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
+) -> list[str]:
+    """The names of the token procedures the officer may use, in CM's order."""
+    target, body = _get_json(url, "token-procedures", ca_bundle, client, timeouts)
+    procedures = body.get("token_procedures")
+    if not isinstance(procedures, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("name"), str) for p in procedures
+    ):
+        raise ProtocolError(target, "the answer has no list of named token_procedures")
+    return [p["name"] for p in procedures]
+
+
+def _get_json(
+    url: str,
+    path: str,
+    ca_bundle: Path | None,
+    client: tuple[Path, Path] | None,
+    timeouts: Timeouts,
+) -> tuple[str, dict[str, Any]]:
+    target = f"{url.rstrip('/')}/api/v1/{path}"
+    with session(ca_bundle, client, timeouts) as http:
+        response = check_status(http.get(target))
+    try:
+        body = response.json()
+    except requests.JSONDecodeError:
+        raise ProtocolError(target, "the answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(target, "the answer is not a JSON object")
+    return target, body
