@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from smartid.lab.cm_connection import ConnectionRefused, read_cm_connection
 from smartid.lab.store import Store, StoredObject
 from smartid.lab.web import bounded_body
 
@@ -273,12 +274,10 @@ def create_admin_router(
     def _store_connection_zip(
         name: str, body: bytes, version: int, tenant: int, actor: str
     ) -> dict[str, Any]:
-        from smartid.cm import ConnectionZipError, read_connection_zip
-
         obj = _get(tenant, "ca", "certificate authority", name)
         try:
-            parsed = read_connection_zip(body)
-        except ConnectionZipError as exc:
+            parsed = read_cm_connection(body)
+        except ConnectionRefused as exc:
             raise HTTPException(400, f"connection zip refused: {exc}") from None
         if version != obj.version:
             raise _stale("certificate authority", name, obj.version, version)

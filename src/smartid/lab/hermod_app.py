@@ -30,10 +30,9 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from smartid import errors
 from smartid.hermod.clients import HermodClient, HermodConfigError, generate_key, parse_clients
 from smartid.hermod.config import client_section
-from smartid.http import Timeouts, session
+from smartid.lab import outbound
 from smartid.lab.web import bounded_body
 from smartid.masking import Secret
 
@@ -222,17 +221,20 @@ def _call_back(
         user, _, password = client.callback_basic_auth.reveal().partition(":")
         auth = (user, password)
     body = {"commandId": command.command_id, "type": command.type, "status": "OK"}
-    timeouts = Timeouts(connect=lab.callback_timeout, read=lab.callback_timeout)
     try:
-        with session(ca_bundle=lab.truststore, timeouts=timeouts) as http:
-            response = http.post(url, json=body, auth=auth)
-    except errors.TLSError as exc:
-        return "tls_error", None, exc.observed
-    except errors.TargetError as exc:
-        return "unreachable", None, exc.observed
-    if 200 <= response.status_code < 300:
-        return "delivered", response.status_code, None
-    return "refused", response.status_code, f"HTTP {response.status_code}"
+        answer = outbound.call(
+            "POST",
+            url,
+            trust=lab.truststore,
+            json_body=body,
+            auth=auth,
+            timeout=lab.callback_timeout,
+        )
+    except outbound.CallFailed as exc:
+        return ("tls_error" if exc.tls else "unreachable"), None, exc.reason
+    if 200 <= answer.status < 300:
+        return "delivered", answer.status, None
+    return "refused", answer.status, f"HTTP {answer.status}"
 
 
 def _deliver(lab: HermodLab, commands: _Commands, client: HermodClient, command: _Command) -> None:

@@ -19,23 +19,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from smartid import errors
-from smartid.cm import (
-    ConnectionZipError,
-    client_cert_files,
-    cm_ping,
-    cm_token_procedures,
-    keystore_password,
-    read_connection_zip,
-)
-from smartid.cm.connection_zip import ConnectionZip
-from smartid.http import Timeouts, check_status, session
+from smartid.lab import outbound
 from smartid.lab.admin_api import Actions
-from smartid.tls import ProbeTarget, observe
+from smartid.lab.cm_connection import (
+    CMConnection,
+    ConnectionRefused,
+    officer_files,
+    read_cm_connection,
+)
 
 __all__ = ["CallbackInbox", "LabActions", "ReceivedCallback"]
 
-TIMEOUTS = Timeouts(connect=3.0, read=5.0)
+TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -87,49 +82,60 @@ class LabActions(Actions):
 
     # --- CA -----------------------------------------------------------------------------------
 
-    def _connection(self, connection_zip: bytes | None) -> ConnectionZip:
+    def _cm_get(self, connection_zip: bytes | None, path: str) -> tuple[CMConnection, Any]:
+        """A JSON object from the lab CM, asked as the officer of the uploaded connection zip."""
         if connection_zip is None:
-            raise errors.PackageError("CM connection zip", "no CM connection zip is uploaded")
+            raise _Failed("CM connection zip: no CM connection zip is uploaded")
         try:
-            return read_connection_zip(connection_zip)
-        except ConnectionZipError as exc:
-            raise errors.PackageError("CM connection zip", str(exc)) from None
-
-    @contextmanager
-    def _cm_client(self, parsed: ConnectionZip) -> Iterator[tuple[Path, tuple[Path, Path]]]:
-        with self._private_dir() as folder:
-            trust = folder / "trust.pem"
-            trust.write_bytes(b"".join(parsed.trust_certs))
-            password = keystore_password(parsed)
-            with client_cert_files(parsed.keystore, password, folder) as client:
-                yield trust, client
+            connection = read_cm_connection(connection_zip)
+        except ConnectionRefused as exc:
+            raise _Failed(f"CM connection zip: {exc}") from None
+        url = f"{connection.url.rstrip('/')}/api/v1/{path}"
+        with self._private_dir() as folder, officer_files(connection, folder) as files:
+            trust, cert, key = files
+            try:
+                answer = outbound.call(
+                    "GET", url, trust=trust, client_cert=(cert, key), timeout=TIMEOUT
+                )
+            except outbound.CallFailed as exc:
+                raise _Failed(str(exc)) from None
+        if answer.status != 200:
+            raise _Failed(f"GET {url}: HTTP {answer.status}")
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise _Failed(f"{url}: the answer is not a JSON object")
+        return connection, body
 
     def test_ca(self, connection_zip: bytes | None) -> dict[str, Any]:
         try:
-            parsed = self._connection(connection_zip)
-            with self._cm_client(parsed) as (trust, client):
-                ping = cm_ping(parsed.url, ca_bundle=trust, client=client, timeouts=TIMEOUTS)
-        except errors.SmartIDError as exc:
+            connection, ping = self._cm_get(connection_zip, "ping")
+        except _Failed as exc:
             return {"ok": False, "error": str(exc)}
-        peer = urlsplit(parsed.url)
+        if ping.get("status") != "OK" or not isinstance(ping.get("officer"), str):
+            return {"ok": False, "error": f"{connection.url}: CM's ping answer is not OK"}
+        peer = urlsplit(connection.url)
         return {
             "ok": True,
             "error": None,
-            "protocol": ping.protocol,
+            "protocol": ping.get("protocol"),
             "peer": f"{peer.hostname}:{peer.port or 443}",
-            "officer": ping.officer,
+            "officer": ping["officer"],
         }
 
     def certificate_types(self, connection_zip: bytes | None) -> tuple[list[str], str | None]:
         try:
-            parsed = self._connection(connection_zip)
-            with self._cm_client(parsed) as (trust, client):
-                types = cm_token_procedures(
-                    parsed.url, ca_bundle=trust, client=client, timeouts=TIMEOUTS
-                )
-        except errors.SmartIDError as exc:
+            connection, body = self._cm_get(connection_zip, "token-procedures")
+        except _Failed as exc:
             return [], str(exc)
-        return types, None
+        procedures = body.get("token_procedures")
+        if not isinstance(procedures, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("name"), str) for p in procedures
+        ):
+            return [], f"{connection.url}: CM's answer has no list of named token_procedures"
+        return [p["name"] for p in procedures], None
 
     # --- messaging ----------------------------------------------------------------------------
 
@@ -150,14 +156,22 @@ class LabActions(Actions):
             bundle.write_text("".join(trusted_pems))
             headers = {"X-Api-Key": str(token)}
             try:
-                with session(bundle, timeouts=TIMEOUTS) as http:
-                    answer = check_status(http.post(f"{url}/ping", headers=headers, json={}))
-                    command_id = str(answer.json()["commandId"])
-            except errors.TLSError as exc:
-                return _failed("idm-to-hermod", f"{exc} ({_presented(url)})")
-            except errors.SmartIDError as exc:
-                return _failed("idm-to-hermod", str(exc))
-            except (ValueError, KeyError):
+                answer = outbound.call(
+                    "POST",
+                    f"{url}/ping",
+                    trust=bundle,
+                    headers=headers,
+                    json_body={},
+                    timeout=TIMEOUT,
+                )
+            except outbound.CallFailed as exc:
+                detail = f"{exc} ({_presented(url)})" if exc.tls else str(exc)
+                return _failed("idm-to-hermod", detail)
+            if not 200 <= answer.status < 300:
+                return _failed("idm-to-hermod", f"POST {url}/ping: HTTP {answer.status}")
+            try:
+                command_id = str(answer.json()["commandId"])
+            except (ValueError, KeyError, TypeError):
                 return _failed("idm-to-hermod", f"{url}/ping: Hermod's answer has no commandId")
             sent = {"leg": "idm-to-hermod", "ok": True, "detail": f"command {command_id} accepted"}
             received = self.inbox.wait(command_id, self.callback_wait)
@@ -177,16 +191,17 @@ class LabActions(Actions):
         }
 
 
+class _Failed(Exception):
+    """An action that failed; the message is what IDM shows."""
+
+
 def _presented(url: str) -> str:
     """Which certificate Hermod presented, for a trust error that names it."""
-    try:
-        facts = observe(ProbeTarget.from_url("hermod", url), legacy=False)
-    except errors.SmartIDError:
+    leaf = outbound.presented_certificate(url, TIMEOUT)
+    if leaf is None:
         return "Hermod's certificate could not be read"
-    if not facts.chain:
-        return "Hermod presented no certificate"
-    leaf = facts.chain[0]
-    return f"Hermod presented '{leaf.subject}' issued by '{leaf.issuer}'; IDM's truststore lacks it"
+    subject, issuer = leaf.subject.rfc4514_string(), leaf.issuer.rfc4514_string()
+    return f"Hermod presented '{subject}' issued by '{issuer}'; IDM's truststore lacks it"
 
 
 def _failed(leg: str, detail: str) -> dict[str, Any]:
@@ -195,10 +210,14 @@ def _failed(leg: str, detail: str) -> dict[str, Any]:
 
 def _command_reason(bundle: Path, url: str, command_id: str, headers: dict[str, str]) -> str:
     try:
-        with session(bundle, timeouts=TIMEOUTS) as http:
-            state = check_status(http.get(f"{url}/{command_id}", headers=headers)).json()
-    except (errors.SmartIDError, ValueError) as exc:
+        answer = outbound.call(
+            "GET", f"{url}/{command_id}", trust=bundle, headers=headers, timeout=TIMEOUT
+        )
+        state = answer.json() if answer.status == 200 else None
+    except (outbound.CallFailed, ValueError) as exc:
         return f"Hermod's command state cannot be read ({exc})"
+    if not isinstance(state, dict):
+        return f"Hermod's command state cannot be read (HTTP {answer.status})"
     kind = state.get("state")
     target = state.get("callbackUrl") or "the callback URL"
     if kind == "refused":
