@@ -23,6 +23,7 @@ from smartid.cm import (
     read_connection_zip,
 )
 from smartid.cm.connection_zip import pkcs12_encryption, reencode_pkcs12
+from smartid.cm.properties import PropertiesError, format_properties, parse_properties
 from smartid.lab.pki import LabPKI, ServerCredentials
 from smartid.masking import Secret
 
@@ -344,3 +345,36 @@ def test_client_cert_files_refuse_a_wrong_password_and_leave_nothing(
     ):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+# --- Java .properties -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("a=1\na=2\n", {"a": "2"}, id="later-key-wins"),
+        pytest.param("a = b\\\n    c\n", {"a": "bc"}, id="continuation-drops-leading-blanks"),
+        pytest.param("\\\n!x=1\n", {"!x": "1"}, id="continued-line-is-no-comment"),
+        pytest.param("a=b\fc=d\n", {"a": "b\fc=d"}, id="form-feed-ends-no-line"),
+        pytest.param("k\\ ey:v\n", {"k ey": "v"}, id="escaped-space-in-key"),
+        pytest.param("a=\\ud83d\\ude42\n", {"a": "🙂"}, id="surrogate-pair"),
+    ],
+)
+def test_properties_are_read_as_java_reads_them(text: str, expected: dict[str, str]) -> None:
+    assert parse_properties(text) == expected
+
+
+def test_a_bad_escape_names_the_property_not_its_value() -> None:
+    with pytest.raises(PropertiesError) as caught:
+        parse_properties("cm.url=https://x\ncm.keystore.password=s3cr\\uZZet\n")
+    assert str(caught.value) == "property 2 (the one after cm.url) has a bad \\u escape"
+    assert "s3cr" not in str(caught.value)
+
+
+def test_written_properties_are_ascii_and_read_back_the_same() -> None:
+    values = {"k=: #!": " v#!\t é 🙂", "cm.url": "https://h/cm?x=a b"}
+    data = format_properties(values, comment="made by a test")
+    assert data.startswith(b"# made by a test\n")
+    data.decode("ascii")
+    assert parse_properties(data.decode("ascii")) == values
