@@ -7,7 +7,6 @@ and the Hermod client section, live in `.smartid/<site name>/`: the folder mode 
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -27,10 +26,9 @@ def _private_dir(path: Path) -> None:
 class SiteState:
     """The private state folder of one site."""
 
-    def __init__(self, site_name: str, root: Path | None = None) -> None:
-        base = root if root is not None else Path(os.environ.get("SMARTID_STATE", DEFAULT_ROOT))
-        self.root = base
-        self.path = base / site_name
+    def __init__(self, site_name: str, root: Path) -> None:
+        self.root = root
+        self.path = root / site_name
 
     def ensure(self) -> Path:
         _private_dir(self.root)

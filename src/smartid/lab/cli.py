@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fault_parser.add_argument("switch", choices=["on", "off"])
     fault_parser.add_argument("name", help="a fault name from 'smartid-lab faults'")
     args = parser.parse_args(argv)
-    state = LabState(resolve_state_dir(args.state_dir))
+    state = LabState(resolve_state_dir(args.state_dir or os.environ.get("SMARTID_LAB_STATE")))
     try:
         if args.command == "serve":
             return _serve(state)

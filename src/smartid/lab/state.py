@@ -15,7 +15,6 @@ lab loses nothing (DESIGN §2, §4).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 from pathlib import Path
@@ -43,10 +42,9 @@ application:
 SECRET_NAMES = ("admin_password", "hermod_password", "officer_keystore_password")
 
 
-def resolve_state_dir(explicit: str | Path | None = None) -> Path:
-    """`explicit` > `SMARTID_LAB_STATE` > `.lab/`, as an absolute path."""
-    chosen = explicit or os.environ.get("SMARTID_LAB_STATE") or DEFAULT_STATE_DIR
-    return Path(chosen).expanduser().resolve()
+def resolve_state_dir(chosen: str | Path | None = None) -> Path:
+    """The chosen folder, else `.lab/`, as an absolute path."""
+    return Path(chosen or DEFAULT_STATE_DIR).expanduser().resolve()
 
 
 def _port_is_free(port: int) -> bool:

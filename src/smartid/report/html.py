@@ -16,7 +16,6 @@ import base64
 import binascii
 import ipaddress
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -67,8 +66,8 @@ class ReportPaths:
 
 
 def allure_binary(explicit: str | Path | None = None) -> Path:
-    """`explicit` > `SMARTID_ALLURE` > `node_modules/.bin/allure` in the working directory."""
-    chosen = Path(explicit or os.environ.get("SMARTID_ALLURE") or "node_modules/.bin/allure")
+    """`explicit`, else `node_modules/.bin/allure` in the working directory."""
+    chosen = Path(explicit or "node_modules/.bin/allure")
     if not chosen.is_file():
         raise ReportError(
             f"Allure Report is not installed ({chosen} is missing): run `make node_modules/"

@@ -234,7 +234,10 @@ def _parser() -> argparse.ArgumentParser:
             help="default: $SMARTID_REPORTS, else reports/",
         )
         sub.add_argument(
-            "--allure", default=None, metavar="PATH", help="default: node_modules/.bin/allure"
+            "--allure",
+            default=os.environ.get("SMARTID_ALLURE"),
+            metavar="PATH",
+            help="default: $SMARTID_ALLURE, else node_modules/.bin/allure",
         )
     commands.choices["run"].add_argument("--site", default=None, metavar="PATH")
     commands.choices["run"].add_argument("pytest_args", nargs="*", metavar="PYTEST_ARGS")
