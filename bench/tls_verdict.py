@@ -1,4 +1,4 @@
-"""What a TLS verdict costs, as ratios in one run on one local server (DESIGN §8).
+"""What a TLS verdict costs, as ratios in one run on one local server (bench/README.md).
 
 The floor is one bare verifying handshake with a reused SSLContext; a verdict is `observe()`
 (verifying handshake + TLS 1.0 and 1.1 probes) followed by `judge_all()`; `openssl s_client` is

@@ -1,7 +1,8 @@
-"""What a whole verify run costs, as a ratio in one run (DESIGN §8): `pytest -m verify` against a
-running lab that the suite's setup has configured, divided by a pytest run of as many trivial tests
-with allure-pytest writing results (`--alluredir`). Both are subprocesses started the same way, so
-both pay for Python, pytest and Allure; the ratio is what the checks themselves add. Goal: <= 2.
+"""What a whole verify run costs, as a ratio in one run (bench/README.md): `pytest -m verify`
+against a running lab that the suite's setup has configured, divided by a pytest run of as many
+trivial tests with allure-pytest writing results (`--alluredir`). Both are subprocesses started the
+same way, so both pay for Python, pytest and Allure; the ratio is what the checks themselves add.
+Goal: <= 2.
 
 It also prints the TLS verdict of each lab endpoint (one observation and judgement each).
 

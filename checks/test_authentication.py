@@ -1,5 +1,5 @@
 """Authentication: the default administrator password is gone, and IDM and Hermod accept each
-other with the credentials the guide set up (DESIGN §6).
+other with the credentials the guide set up (docs/checks.md).
 
 Secrets are compared by fingerprint and never shown. The callback probe (AUTH-002) sends an empty
 callback that IDM Operator can only refuse as malformed once it has checked the credentials, so

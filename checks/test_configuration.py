@@ -1,8 +1,7 @@
 """Configuration: what the start-up guide configures in IDM Admin is as the site declares it
-(DESIGN §6): the package, the CA, the messaging server, the six task bindings and IDM's trust in
-Hermod. Read through the admin contract, which a site with admin_api = "none" does not offer: these
-checks are then skipped with that reason.
-"""
+(docs/checks.md): the package, the CA, the messaging server, the six task bindings and IDM's trust
+in Hermod. Read through the admin contract, which a site with admin_api = "none" does not offer:
+these checks are then skipped with that reason."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Connections: every endpoint answers, and each component accepts the others as the guide connected
-them (DESIGN §6).
+them (docs/checks.md).
 
 Read-only, apart from what the deployment itself offers to prove a connection: Hermod's ping
 command (CONN-003) and IDM's own "Test connection" of the messaging server and of the CA (CONN-005,

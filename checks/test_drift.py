@@ -1,8 +1,7 @@
 """Drift: everything the site file declares against everything the target shows, as one readable
-diff (DESIGN §6). The other checks say what is wrong one requirement at a time; this one shows the
-whole picture in one place, for a reviewer to read at a glance. Read-only; secrets are rendered as
-whether they are accepted or match, never as values.
-"""
+diff (docs/checks.md). The other checks say what is wrong one requirement at a time; this one shows
+the whole picture in one place, for a reviewer to read at a glance. Read-only; secrets are rendered
+as whether they are accepted or match, never as values."""
 
 from __future__ import annotations
 

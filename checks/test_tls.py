@@ -1,4 +1,4 @@
-"""TLS posture of every endpoint (DESIGN §6): IDM, Hermod, CM and the site's [[endpoints]].
+"""TLS posture of every endpoint (docs/checks.md): IDM, Hermod, CM and the site's [[endpoints]].
 
 Each endpoint is observed once per run, all in parallel (`tls_observations`); every check judges
 those facts against the site's [tls] policy with the TLS engine's pure judges. The verdict always

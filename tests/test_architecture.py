@@ -13,6 +13,7 @@ every Python file: a rule broken anywhere fails here with the file, the line and
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,3 +204,16 @@ def test_a_tree_that_keeps_the_rules_has_no_violations(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert violations(tmp_path) == []
+
+
+def test_every_page_the_project_points_to_exists() -> None:
+    """Code and docs cite the project's own pages (docs/*.md, bench/README.md): each must exist."""
+    cited = re.compile(r"\b(?:docs/[\w.-]+\.md|bench/README\.md)")
+    missing = []
+    for path in sorted([*ROOT.rglob("*.py"), *ROOT.rglob("*.md")]):
+        if any(part.startswith(".") or part == "node_modules" for part in path.parts):
+            continue
+        for name in cited.findall(path.read_text(encoding="utf-8")):
+            if not (ROOT / name).is_file():
+                missing.append(f"{path.relative_to(ROOT)} cites {name}")
+    assert not missing, "\n".join(missing)

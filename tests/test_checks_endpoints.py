@@ -1,6 +1,7 @@
-"""Extra [[endpoints]] that misbehave are failed checks of one sentence each, never a hang and
-never a traceback; a site of [[endpoints]] alone is valid and skips what it does not declare; a CA
-bundle that is missing or not PEM stops the run as a site error (DESIGN §3, §10)."""
+"""Extra [[endpoints]] that misbehave are failed checks of one sentence each, never a hang and never
+a traceback; a site of [[endpoints]] alone is valid and skips what it does not declare; a CA bundle
+that is missing or not PEM stops the run as a site error (docs/site-file.md,
+docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`pytest -m verify` fails on each fault of the lab with the right check (DESIGN §4, §6).
+"""`pytest -m verify` fails on each fault of the lab with the right check (docs/lab.md,
+docs/checks.md).
 
 One fault at a time is switched on in a lab set up by the suite's own setup; the whole verify run
 (every check, in a subprocess, as a user runs it) must fail, the check that guards what the fault

@@ -1,7 +1,8 @@
-"""Every verify check is shown to fail (DESIGN §4, §6): a lab set up by the suite's own setup passes
-every check; then, for each check id, a lab fault or a configuration change breaks what the check
-guards, the suite's verify run (in a subprocess, as a user runs it) fails exactly the cases of that
-check that should fail, and each failure names the endpoint or object and what was observed.
+"""Every verify check is shown to fail (docs/lab.md, docs/checks.md): a lab set up by the suite's
+own setup passes every check; then, for each check id, a lab fault or a configuration change breaks
+what the check guards, the suite's verify run (in a subprocess, as a user runs it) fails exactly the
+cases of that check that should fail, and each failure names the endpoint or object and what was
+observed.
 
 Wrong configuration is written through the admin contract (or the deploy API, or Hermod's
 application.yml, wherever the guide puts it), and undone afterwards. One exception: the contract

@@ -1,7 +1,7 @@
-"""How a check's result reads besides pass and fail (DESIGN §3, §6): a finding inside the warning
-window passes and shows under "Smart ID warnings"; a waiver turns its check's failure into a skip
-until its date has passed; the default-password probe runs only where the site allows it; without
-the admin contract the checks that need it are skipped with that reason.
+"""How a check's result reads besides pass and fail (docs/site-file.md, docs/checks.md): a finding
+inside the warning window passes and shows under "Smart ID warnings"; a waiver turns its check's
+failure into a skip until its date has passed; the default-password probe runs only where the site
+allows it; without the admin contract the checks that need it are skipped with that reason.
 
 The lab here is in factory state: these checks judge TLS and the site file, not what setup made.
 """

@@ -1,5 +1,5 @@
 """Reports: Allure evidence of every suite run, the nightly's summary and exit code, the HTML report
-with its trend, and no secret in any of them (DESIGN §7).
+with its trend, and no secret in any of them (docs/operations.md).
 
 Most tests share one run of a small synthetic suite (its own checks/, conftest and a remote site
 whose password comes from an environment variable) that loads this project's fixtures/reporting.py

@@ -1,4 +1,4 @@
-"""The site file: one TOML document describing a deployment (DESIGN §3).
+"""The site file: one TOML document describing a deployment (docs/site-file.md).
 
 Loading has two phases, so that a lab target can create its state before anything is looked up:
 `parse_site()` validates the structure (every key, type and URL) and `resolve_site()` resolves the

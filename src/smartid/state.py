@@ -1,4 +1,4 @@
-"""Site state: what setup creates for a site and must keep (DESIGN §2).
+"""Site state: what setup creates for a site and must keep (docs/architecture.md).
 
 Secrets that setup generates (the Hermod client key), and artifacts such as the CM connection zip
 and the Hermod client section, live in `.smartid/<site name>/`: the folder mode 0700, each file

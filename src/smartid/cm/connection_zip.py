@@ -1,7 +1,7 @@
 """Certificate Manager's connection zip, the one IDM Admin takes on the CA's General tab, and the
 officer's PKCS#12 keystore inside it.
 
-The real layout of CM's connection zip is not public (SMARTID-DOMAIN §3.1); the suite's own,
+The real layout of CM's connection zip is not public (docs/vendor.md); the suite's own,
 built on the documented `Nexus_CM.properties` name and `caTokenProcedureImportCert` key, is:
 
     Nexus_CM.properties   cm.url, cm.keystore.file, cm.keystore.password, cm.truststore.files

@@ -2,10 +2,10 @@
 
 Hermod (Smart ID Messaging) lists the API clients it accepts in its Spring Boot `application.yml`,
 under `application.allowed-clients` in recent documentation and `allowedClients` / `clientId` /
-`callbackUrl` / `callbackBasicAuth` in older (SMARTID-DOMAIN §4.2). Both spellings are read, at the
+`callbackUrl` / `callbackBasicAuth` in older (docs/vendor.md). Both spellings are read, at the
 top level too, and an edit keeps the file's own spelling, comments and key order: it is a
 hand-edited vendor file. A client authenticates with `X-Api-Key: base64(client-id:key)`, where
-`key` is 64 hex characters (§4.3).
+`key` is 64 hex characters (docs/vendor.md).
 
 The client model and the reading live in `smartid.hermod.clients`, the comment-keeping ruamel
 helpers in `smartid.hermod.yaml`; this module writes.

@@ -1,4 +1,4 @@
-"""The lab's factory state (DESIGN §4): IDM with admin/admin and the Users package installed;
+"""The lab's factory state (docs/lab.md): IDM with admin/admin and the Users package installed;
 SharedCredentials absent."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Faults: switchable overlays on how a lab component behaves (DESIGN §4).
+"""Faults: switchable overlays on how a lab component behaves (docs/lab.md).
 
 A fault never changes stored configuration; switching it off restores the behaviour. The set of
 faults that are on lives in `<state>/faults.json`, so the CLI can switch one while the lab runs and

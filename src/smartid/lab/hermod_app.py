@@ -1,6 +1,6 @@
-"""Smart ID Messaging (Hermod) in the lab: base `/hermod/rest`, as in the product (DESIGN §4).
+"""Smart ID Messaging (Hermod) in the lab: base `/hermod/rest`, as in the product (docs/lab.md).
 
-Vendor-documented part (SMARTID-DOMAIN §4.2-4.3): `GET util/generateclient/{id}` prints a client
+Vendor-documented part (docs/vendor.md): `GET util/generateclient/{id}` prints a client
 section; `POST command/ping` with `X-Api-Key: base64(client-id:key)` is accepted for an allowed
 client, and Hermod then POSTs `{callback-url}/ping` with the client's callback basic auth,
 verifying the server against its own trust store. The lab's own part: `GET command/{id}` reads

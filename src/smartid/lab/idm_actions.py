@@ -1,4 +1,4 @@
-"""What IDM really does behind the admin contract's actions in the lab (DESIGN §4).
+"""What IDM really does behind the admin contract's actions in the lab (docs/lab.md).
 
 "Test connection" of the CA opens an mTLS connection to CM with the officer keystore of the uploaded
 CM connection zip; "import certificate types" reads CM's token procedures; the messaging test sends

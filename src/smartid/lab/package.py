@@ -1,6 +1,6 @@
 """The lab's configuration packages: zip format, the two demo packages, a writer, a safe reader.
 
-IDM's real internal zip layout is not public (SMARTID-DOMAIN §2.3 treats it as opaque), so the lab
+IDM's real internal zip layout is not public (docs/vendor.md), so the lab
 defines its own, one file per configuration object:
 
     META-INF/package.json           {"name": ..., "version": ..., "description": ...}

@@ -1,6 +1,6 @@
 """The lab's PKI: a root and an issuing CA, a server certificate per component and the CM officer's
 client certificate, kept in one folder so that the lab presents the same certificates across
-restarts and a trust store made from `ca-bundle.pem` stays valid (DESIGN §4).
+restarts and a trust store made from `ca-bundle.pem` stays valid (docs/lab.md).
 
 Fault variants (expired, wrong host, weak key, untrusted issuer) are issued on demand into the same
 folder; an untrusted one is signed by a separate "Foreign Root CA" that is never in the bundle.

@@ -1,5 +1,5 @@
 """The lab's state directory: everything the lab knows lives here, so that stopping or killing the
-lab loses nothing (DESIGN §2, §4).
+lab loses nothing (docs/architecture.md, docs/lab.md).
 
     secrets.json         every secret value of the lab site (0600)
     ports.json           the ports chosen on first start, kept so that URLs stay valid

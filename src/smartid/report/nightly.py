@@ -1,5 +1,6 @@
-"""The nightly run (DESIGN §7): `verify` against a site, then JUnit XML, `summary.json`, the HTML
-report with its trend history, and an exit code that tells cron whether something serious broke.
+"""The nightly run (docs/operations.md): `verify` against a site, then JUnit XML, `summary.json`,
+the HTML report with its trend history, and an exit code that tells cron whether something serious
+broke.
 
     python -m smartid.report.nightly run [--site PATH] [--reports DIR] [-- PYTEST_ARGS...]
     python -m smartid.report.nightly finish [--pytest-exit N] [--reports DIR]

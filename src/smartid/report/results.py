@@ -1,4 +1,4 @@
-"""The Allure results folder as data (DESIGN §7).
+"""The Allure results folder as data (docs/operations.md).
 
 A run leaves, besides allure-pytest's `*-result.json` files, two files the suite writes itself:
 `environment.properties` (what ran against what, never a secret) and `categories.json` (how

@@ -1,5 +1,6 @@
 """The TLS engine: observe an endpoint once (`probe`), keep what was seen (`facts`), judge it
-against the site's policy as often as needed (`judge`, pure). DESIGN §6 and §8."""
+against the site's policy as often as needed (`judge`, pure). The checks are in docs/checks.md,
+the cost in bench/README.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Pure judgement of TLS facts against the site's TLS policy (DESIGN §6): no I/O, no clock unless
-asked (expiry is judged at the moment of observation by default).
+"""Pure judgement of TLS facts against the site's TLS policy (docs/checks.md): no I/O, no clock
+unless asked (expiry is judged at the moment of observation by default).
 
 Every function returns all findings it sees, each under a stable key with what was observed and what
 the policy requires, so a check can report them at once. Thresholds come from `TlsPolicy`; what a

@@ -1,5 +1,5 @@
-"""Drift (DESIGN §6): the state the site file declares and the state the target shows, rendered the
-same way, one `key = value` line per declared value, and compared as one unified diff.
+"""Drift (docs/checks.md): the state the site file declares and the state the target shows, rendered
+the same way, one `key = value` line per declared value, and compared as one unified diff.
 
 Keys are fully qualified (`process."Lock user".task."Load related credentials".data_pool`) so that
 every line of the diff names its object without context. Secrets are never rendered: a password

@@ -1,4 +1,4 @@
-"""The findings of one check and the one failure they make, and waivers (DESIGN §6).
+"""The findings of one check and the one failure they make, and waivers (docs/checks.md).
 
 A check collects every finding it sees (`Findings`) and fails once, at its end, with one line per
 finding naming the endpoint or object, what was observed and what is required. A finding of
