@@ -36,10 +36,13 @@ def new_state(folder: Path) -> LabState:
 
 
 @contextmanager
-def running_lab(state: LabState) -> Iterator[subprocess.Popen[bytes]]:
+def running_lab(
+    state: LabState, *, documented_only: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
     """`smartid-lab serve` in a subprocess, as users run it; killed at the end."""
+    mode = ["--documented-only"] if documented_only else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "smartid.lab", "--state-dir", str(state.path), "serve"],
+        [sys.executable, "-m", "smartid.lab", "--state-dir", str(state.path), "serve", *mode],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -63,3 +66,17 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 def lab_session(state: LabState) -> requests.Session:
     return session(state.pki.ca_bundle)
+
+
+def request_counts(state: LabState) -> dict[str, int]:
+    """The lab IDM's requests per path since it started (the lab's own instrumentation)."""
+    with lab_session(state) as http:
+        answer = http.get(f"https://localhost:{state.ports()['idm']}/smartid-lab/requests")
+    answer.raise_for_status()
+    counts: dict[str, int] = answer.json()
+    return counts
+
+
+def contract_requests(state: LabState) -> int:
+    """How many requests the lab's IDM got under the admin contract's path."""
+    return sum(n for path, n in request_counts(state).items() if path.startswith("/idm-admin/api/"))

@@ -41,6 +41,14 @@ BAD_SITES = [
     ),
     ("missing-required", REMOTE_HEAD, {}, {}, "idm.admin_password", "required key is missing"),
     (
+        "lab-section-on-remote",
+        REMOTE_HEAD + 'admin_password = { env = "P" }\n[lab]\ndocumented_only = true\n',
+        {},
+        {"P": SECRET},
+        "lab",
+        'only a site with target = "lab" has a [lab] section',
+    ),
+    (
         "secret-env-unset",
         REMOTE_HEAD + 'admin_password = { env = "SMARTID_TEST_UNSET" }\n',
         {},
@@ -225,6 +233,7 @@ def test_example_site_names_every_key() -> None:
         model.Endpoint,
         model.Waiver,
         model.Binding,
+        model.LabSection,
         model.Site,
     ]
     missing = [

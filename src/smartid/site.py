@@ -37,6 +37,7 @@ __all__ = [
     "CertificateManagerSection",
     "Endpoint",
     "IdmSection",
+    "LabSection",
     "MessagingSection",
     "PackageSection",
     "ProcessesSection",
@@ -252,6 +253,13 @@ class Waiver(_Model):
     until: date
 
 
+class LabSection(_Model):
+    """How the embedded lab plays the target (sites with target = "lab" only)."""
+
+    # Serve only what Nexus documents: the admin contract answers 404, as a real IDM's does.
+    documented_only: bool = False
+
+
 class Site(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     target: Literal["lab", "remote"]
@@ -260,6 +268,7 @@ class Site(_Model):
     certificate_manager: CertificateManagerSection | None = None
     messaging: MessagingSection | None = None
     processes: ProcessesSection | None = None
+    lab: LabSection | None = None
     tls: TlsPolicy = Field(default_factory=TlsPolicy)
     endpoints: list[Endpoint] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
@@ -359,6 +368,8 @@ def parse_site(path: Path, lab_state: Path | None = None) -> Site:
         first = errors[0]
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise SiteError(shown, _key(first["loc"]) or None, _problem(first) + more) from None
+    if site.target == "remote" and site.lab is not None:
+        raise SiteError(shown, "lab", 'only a site with target = "lab" has a [lab] section')
     if site.target == "remote":
         for section_name, keys in _REMOTE_REQUIRED.items():
             section = getattr(site, section_name)

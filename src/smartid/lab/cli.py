@@ -14,7 +14,7 @@ from typing import Any
 from smartid.errors import SmartIDError
 from smartid.lab import factory
 from smartid.lab.faults import FAULTS, FaultSet
-from smartid.lab.probe import probe
+from smartid.lab.probe import probe, serves_documented_only
 from smartid.lab.state import LabState, resolve_state_dir
 from smartid.lab.store import Store
 
@@ -27,6 +27,7 @@ def status(state: LabState) -> dict[str, Any]:
     officer = state.pki.officer
     return {
         "running": probe(state),
+        "documented_only": serves_documented_only(state),
         "state_dir": str(state.path),
         "endpoints": state.endpoints(),
         "ca_bundle": str(state.pki.ca_bundle),
@@ -38,15 +39,16 @@ def status(state: LabState) -> dict[str, Any]:
     }
 
 
-def _serve(state: LabState) -> int:
+def _serve(state: LabState, *, documented_only: bool) -> int:
     from smartid.lab.server import LabServer  # the web stack, only when serving
 
-    server = LabServer(state)
+    server = LabServer(state, documented_only=documented_only)
     started = time.monotonic()
     server.start()
     endpoints = state.endpoints()
     print(
-        f"smartid-lab: serving from {state.path} (started in {time.monotonic() - started:.2f} s)",
+        f"smartid-lab: serving from {state.path} (started in {time.monotonic() - started:.2f} s)"
+        + (", documented interfaces only" if documented_only else ""),
         flush=True,
     )
     for name, url in endpoints.items():
@@ -73,7 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="lab state directory (default: $SMARTID_LAB_STATE, else .lab/)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the lab in the foreground until stopped")
+    serve_parser = commands.add_parser("serve", help="run the lab in the foreground until stopped")
+    serve_parser.add_argument(
+        "--documented-only",
+        action="store_true",
+        help="IDM serves only what Nexus documents (deploy API, Hermod callback); "
+        "the admin contract answers 404, as a real IDM's does",
+    )
     commands.add_parser("reset", help="return the lab to factory state")
     status_parser = commands.add_parser("status", help="show whether the lab runs, and where")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -87,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = LabState(resolve_state_dir(args.state_dir or os.environ.get("SMARTID_LAB_STATE")))
     try:
         if args.command == "serve":
-            return _serve(state)
+            return _serve(state, documented_only=args.documented_only)
         if args.command == "reset":
             state.ensure()
             factory.reset(Store(state.database))

@@ -1,17 +1,26 @@
 """Identity Manager in the lab: one HTTPS server with the two Tomcat context paths.
 
 Vendor-documented part: the deploy API `GET|POST /idm-admin/ws/deploy/configuration?tenantId=N
-[&overwrite=true]` with HTTP Basic, zip in and zip out.
+[&overwrite=true]` with HTTP Basic, zip in and zip out, and IDM Operator's Hermod callback endpoint.
+The admin contract under `/idm-admin/api/v1/` is the lab's own (docs/admin-api.md); with
+`documented_only` the lab serves what Nexus documents and nothing else, and the contract answers
+404 with Tomcat's HTML page, as a real IDM does.
+
+The lab's own instrumentation: `GET /smartid-lab/requests` counts the requests per path since the
+lab started (no real IDM has it), so that a test can show a run made none to the contract.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartid.lab.admin_api import Actions, create_admin_router
 from smartid.lab.deploy import DeployConflict, export_configuration, install
@@ -28,6 +37,44 @@ ADMIN_ROLE = "Administrator"
 HERMOD_ROLE = "Hermod callback"
 DEFAULT_TENANT = 1
 REALM = "Identity Manager"
+CONTRACT_PREFIX = "/idm-admin/api/"
+# What Tomcat answers for a path no web application serves.
+_TOMCAT_404 = (
+    '<!doctype html><html lang="en"><head><title>HTTP Status 404 \u2013 Not Found</title>'
+    '</head><body><h1>HTTP Status 404 \u2013 Not Found</h1><hr class="line" /><p><b>Type'
+    "</b> Status Report</p><p><b>Description</b> The origin server did not find a current "
+    "representation for the target resource or is not willing to disclose that one exists.</p>"
+    '<hr class="line" /><h3>Apache Tomcat</h3></body></html>'
+)
+
+
+class RequestCounts:
+    """Requests per path (no query string) since the lab started, for tests to read."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, path: str) -> None:
+        with self._lock:
+            self._counts[path] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class _Counting:
+    """ASGI middleware: every HTTP request is counted before anything else sees it."""
+
+    def __init__(self, app: ASGIApp, counts: RequestCounts) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.counts.add(scope["path"])
+        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -38,6 +85,8 @@ class IdmLab:
     actions: Actions = field(default_factory=Actions)
     inbox: CallbackInbox = field(default_factory=CallbackInbox)
     faults: FaultSet | None = None
+    documented_only: bool = False
+    requests: RequestCounts = field(default_factory=RequestCounts)
 
     def fault(self, name: str) -> bool:
         return self.faults is not None and self.faults.is_on(name)
@@ -69,17 +118,33 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
         version="1.0",
         docs_url=None,
         redoc_url=None,
-        openapi_url="/idm-admin/api/v1/openapi.json",
+        openapi_url=None if lab.documented_only else "/idm-admin/api/v1/openapi.json",
     )
 
+    app.add_middleware(_Counting, counts=lab.requests)
+
+    @app.get("/smartid-lab/requests", include_in_schema=False)
+    def requests() -> dict[str, int]:
+        return lab.requests.snapshot()
+
     @app.get("/idm-admin/", include_in_schema=False)
-    def admin_banner() -> dict[str, str]:
-        return {"component": "Identity Manager Admin", "lab": "smartid"}
+    def admin_banner() -> dict[str, object]:
+        return {
+            "component": "Identity Manager Admin",
+            "lab": "smartid",
+            "documented_only": lab.documented_only,
+        }
 
     @app.get("/idm-operator/", include_in_schema=False)
     def operator_banner() -> dict[str, str]:
         return {"component": "Identity Manager Operator", "lab": "smartid"}
 
+    @app.get(
+        "/idm-operator/ws/deploy/configuration",
+        tags=["deploy"],
+        response_class=Response,
+        summary="Download the tenant's configuration zip (IDM Operator)",
+    )
     @app.get(
         "/idm-admin/ws/deploy/configuration",
         tags=["deploy"],
@@ -98,6 +163,11 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
             headers={"Content-Disposition": 'attachment; filename="configuration.zip"'},
         )
 
+    @app.post(
+        "/idm-operator/ws/deploy/configuration",
+        tags=["deploy"],
+        summary="Upload a configuration zip (IDM Operator)",
+    )
     @app.post(
         "/idm-admin/ws/deploy/configuration", tags=["deploy"], summary="Upload a configuration zip"
     )
@@ -146,5 +216,16 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
             raise HTTPException(400, f"unknown tenant {tenant}")
         return authenticate(lab, request, tenant, ADMIN_ROLE)
 
-    app.include_router(create_admin_router(lab.store, admin, lab.actions))
+    if lab.documented_only:
+
+        @app.api_route(
+            CONTRACT_PREFIX + "{rest:path}",
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            include_in_schema=False,
+        )
+        def not_served(rest: str) -> HTMLResponse:
+            return HTMLResponse(_TOMCAT_404, status_code=404)
+
+    else:
+        app.include_router(create_admin_router(lab.store, admin, lab.actions))
     return app

@@ -5,13 +5,15 @@ Kept apart from the servers so that asking costs no web framework import.
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import ssl
 
 from smartid.lab.faults import FaultSet
 from smartid.lab.state import LabState
 
-__all__ = ["probe"]
+__all__ = ["probe", "serves_documented_only"]
 
 
 def probe(state: LabState, timeout: float = 1.0) -> bool:
@@ -49,3 +51,23 @@ def _answers_despite_faults(state: LabState, ports: dict[str, int], timeout: flo
         except OSError:
             continue
     return False
+
+
+def serves_documented_only(state: LabState, timeout: float = 2.0) -> bool | None:
+    """Whether the running lab serves only what Nexus documents, from IDM Admin's banner; None
+    when the banner cannot be read (the lab is down, or IDM is, by a fault)."""
+    try:
+        port = state.ports()["idm"]
+        context = ssl.create_default_context(cafile=str(state.pki.ca_bundle))
+        connection = http.client.HTTPSConnection(
+            "localhost", port, timeout=timeout, context=context
+        )
+        try:
+            connection.request("GET", "/idm-admin/")
+            banner = json.loads(connection.getresponse().read(4096))
+        finally:
+            connection.close()
+    except (OSError, ValueError, KeyError, ssl.SSLError, http.client.HTTPException):
+        return None
+    mode = banner.get("documented_only") if isinstance(banner, dict) else None
+    return mode if isinstance(mode, bool) else None

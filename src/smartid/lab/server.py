@@ -147,8 +147,9 @@ class _CMRunning:
 class LabServer:
     """The lab's servers for one state directory."""
 
-    def __init__(self, state: LabState) -> None:
+    def __init__(self, state: LabState, *, documented_only: bool = False) -> None:
         self.state = state
+        self.documented_only = documented_only
         self.faults = FaultSet(state.path)
         self._listeners: dict[str, Callable[[ListenerSettings], _Running]] = {}
         self._running: dict[str, _Running] = {}
@@ -201,6 +202,7 @@ class LabServer:
             actions=LabActions(self.state.path / "tmp", inbox),
             inbox=inbox,
             faults=self.faults,
+            documented_only=self.documented_only,
         )
         hermod = HermodLab(
             config_path=self.state.hermod_config,

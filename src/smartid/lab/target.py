@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from smartid.errors import LabError
-from smartid.lab.probe import probe
+from smartid.lab.probe import probe, serves_documented_only
 from smartid.lab.state import LabState
 from smartid.site import Site
 
@@ -42,9 +42,22 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-def ensure_running(state: LabState) -> StartedLab | None:
-    """Start the lab unless it answers; a file lock keeps parallel runs from starting two."""
+def _same_mode(state: LabState, documented_only: bool) -> None:
+    running = serves_documented_only(state)
+    if running is not None and running != documented_only:
+        served = "only what Nexus documents" if running else "the admin contract"
+        wanted = "documented_only = true" if documented_only else "the admin contract"
+        raise LabError(
+            f"the lab in {state.path} runs and serves {served}, but the site asks for {wanted}: "
+            "stop that lab or give this run another lab state"
+        )
+
+
+def ensure_running(state: LabState, *, documented_only: bool = False) -> StartedLab | None:
+    """Start the lab unless it answers; a file lock keeps parallel runs from starting two. A lab
+    that runs in the other mode (documented only, or with the admin contract) is an error."""
     if state.ports_file.exists() and probe(state):
+        _same_mode(state, documented_only)
         return None  # running: nothing to create, nothing to lock
     # Imported here, as the lock is needed only to start a lab (it costs ~0.1 s of start-up).
     from filelock import FileLock, Timeout
@@ -53,11 +66,15 @@ def ensure_running(state: LabState) -> StartedLab | None:
     try:
         with FileLock(state.lock_file, timeout=START_TIMEOUT):
             if probe(state):
+                _same_mode(state, documented_only)
                 return None
             log = state.path / "lab.log"
+            command = [sys.executable, "-m", "smartid.lab", "--state-dir", str(state.path), "serve"]
+            if documented_only:
+                command.append("--documented-only")
             with log.open("ab") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "smartid.lab", "--state-dir", str(state.path), "serve"],
+                    command,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

@@ -1,0 +1,139 @@
+"""The lab can play an IDM that serves only what Nexus documents (`serve --documented-only`, or a
+lab site's `[lab] documented_only = true`): the deploy API in IDM Admin and IDM Operator and the
+operator's Hermod callback answer as always, the admin contract answers 404 with Tomcat's HTML
+page, and the lab counts requests per path so that a test can show a run made none to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smartid.lab.probe import serves_documented_only
+from smartid.lab.state import LabState
+from tests.helpers import ROOT, run_suite
+from tests.lab import basic, contract_requests, lab_session, new_state, request_counts, running_lab
+
+pytestmark = pytest.mark.lab
+
+LAB_SITE = (ROOT / "sites" / "lab.toml").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def documented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    state = new_state(tmp_path_factory.mktemp("documented") / "lab")
+    with running_lab(state, documented_only=True):
+        yield state
+
+
+def _url(state: LabState, path: str) -> str:
+    return f"https://localhost:{state.ports()['idm']}{path}"
+
+
+def _admin(state: LabState) -> dict[str, str]:
+    return basic("admin", "admin")  # factory state: the default password still works
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("GET", "/idm-admin/api/v1/packages", id="list-packages"),
+        pytest.param("GET", "/idm-admin/api/v1/openapi.json", id="openapi"),
+        pytest.param("PUT", "/idm-admin/api/v1/users/admin/password", id="set-password"),
+        pytest.param("POST", "/idm-admin/api/v1/processes/Lock%20user/tasks", id="bind-task"),
+    ],
+)
+def test_the_admin_contract_answers_404_with_tomcats_html_page(
+    documented: LabState, method: str, path: str
+) -> None:
+    with lab_session(documented) as http:
+        answer = http.request(method, _url(documented, path), headers=_admin(documented))
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "HTTP Status 404" in answer.text
+    assert "Apache Tomcat" in answer.text
+
+
+@pytest.mark.parametrize("app", ["idm-admin", "idm-operator"])
+def test_the_deploy_api_downloads_the_configuration_in_admin_and_operator(
+    documented: LabState, app: str
+) -> None:
+    url = _url(documented, f"/{app}/ws/deploy/configuration?tenantId=1")
+    with lab_session(documented) as http:
+        answer = http.get(url, headers=_admin(documented))
+        refused = http.get(url, headers=basic("admin", "not-the-password"))
+    assert answer.status_code == 200
+    assert answer.content.startswith(b"PK")
+    assert refused.status_code == 401
+
+
+def test_a_package_goes_up_through_idm_operators_deploy_api(documented: LabState) -> None:
+    url = _url(documented, "/idm-operator/ws/deploy/configuration?tenantId=1")
+    with lab_session(documented) as http:
+        answer = http.post(
+            url, data=documented.package_file.read_bytes(), headers=_admin(documented)
+        )
+    assert answer.status_code == 200, answer.text
+
+
+def test_the_hermod_callback_endpoint_demands_the_hermod_user(documented: LabState) -> None:
+    with lab_session(documented) as http:
+        anonymous = http.post(
+            _url(documented, "/idm-operator/ws/hermod/ping"), json={"commandId": "c1"}
+        )
+    assert anonymous.status_code == 401
+
+
+def test_requests_are_counted_per_path_the_404s_too(documented: LabState) -> None:
+    before = request_counts(documented)
+    with lab_session(documented) as http:
+        for _ in range(3):
+            http.get(_url(documented, "/idm-admin/api/v1/certificate-authorities"))
+    after = request_counts(documented)
+    path = "/idm-admin/api/v1/certificate-authorities"
+    assert after[path] - before.get(path, 0) == 3
+
+
+def test_the_running_lab_says_which_mode_it_serves(documented: LabState, tmp_path: Path) -> None:
+    assert serves_documented_only(documented) is True
+    other = new_state(tmp_path / "contract")
+    with running_lab(other):
+        assert serves_documented_only(other) is False
+    assert serves_documented_only(other) is None  # not running
+
+
+@pytest.mark.e2e
+def test_a_verify_run_without_the_contract_makes_no_contract_request(
+    documented: LabState, tmp_path: Path
+) -> None:
+    site = tmp_path / "documented.toml"
+    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
+    site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
+    before = contract_requests(documented)
+    run = run_suite(
+        "-m",
+        "verify",
+        f"--site={site}",
+        f"--alluredir={tmp_path / 'allure'}",
+        env={"SMARTID_LAB_STATE": str(documented.path), "SMARTID_STATE": str(tmp_path / "s")},
+    )
+    assert "passed" in run.output, run.output
+    assert contract_requests(documented) == before
+
+
+@pytest.mark.e2e
+def test_a_site_that_wants_the_contract_refuses_a_documented_only_lab(
+    documented: LabState, tmp_path: Path
+) -> None:
+    run = run_suite(
+        "-m",
+        "verify",
+        f"--alluredir={tmp_path / 'allure'}",
+        env={"SMARTID_LAB_STATE": str(documented.path), "SMARTID_STATE": str(tmp_path / "s")},
+    )
+    assert run.returncode == 4, run.output
+    assert "serves only what Nexus documents, but the site asks for the admin contract" in (
+        run.output
+    )
+    assert "Traceback" not in run.output
