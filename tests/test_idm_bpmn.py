@@ -1,0 +1,163 @@
+"""Task bindings are read from BPMN as Nexus's batch-order example writes them: a call activity
+with `calledElement="${processToCall}"` and Activiti fields `value` (the data pool) and `param1`
+(the sub-process); `flowable:` as well as `activiti:`, `stringValue` as well as `expression`, child
+elements too. A document without the fields reads as unbound; an unsafe one is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from smartid.idm.bpmn import MAX_BPMN_BYTES, BpmnError, CallActivity, read_process
+
+ACTIVITI = "http://activiti.org/bpmn"
+FLOWABLE = "http://flowable.org/bpmn"
+
+
+def _document(activity: str, *, prefix: str = "activiti", namespace: str = ACTIVITI) -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
+             xmlns:{prefix}="{namespace}" targetNamespace="urn:test">
+  <process id="UsersProcLock" name="Lock user" isExecutable="true">
+    <startEvent id="start"/>
+    <userTask id="selectReason" name="Select reason"/>
+    {activity}
+    <endEvent id="end"/>
+  </process>
+</definitions>""".encode()
+
+
+def _bound(prefix: str, first: str, second: str) -> str:
+    return f"""<callActivity id="lockRelated" name="Lock related credentials"
+        calledElement="${{processToCall}}" {prefix}:async="true">
+      <extensionElements>
+        {first}
+        {second}
+      </extensionElements>
+    </callActivity>"""
+
+
+BATCH = "Batch order"
+STATUS = "set credential status"
+
+
+@pytest.mark.parametrize(
+    ("document", "data_pool", "sub_process"),
+    [
+        pytest.param(
+            _document(
+                _bound(
+                    "activiti",
+                    f'<activiti:field name="value" expression="{BATCH}"/>',
+                    f'<activiti:field name="param1" expression="{STATUS}"/>',
+                )
+            ),
+            BATCH,
+            STATUS,
+            id="vendor-example-activiti-expression",
+        ),
+        pytest.param(
+            _document(
+                _bound(
+                    "flowable",
+                    f'<flowable:field name="value" stringValue="{BATCH}"/>',
+                    f'<flowable:field name="param1" stringValue="{STATUS}"/>',
+                ),
+                prefix="flowable",
+                namespace=FLOWABLE,
+            ),
+            BATCH,
+            STATUS,
+            id="flowable-string-value",
+        ),
+        pytest.param(
+            _document(
+                _bound(
+                    "activiti",
+                    f'<activiti:field name="value"><activiti:string>{BATCH}</activiti:string>'
+                    "</activiti:field>",
+                    f'<activiti:field name="param1"><activiti:expression> {STATUS} '
+                    "</activiti:expression></activiti:field>",
+                )
+            ),
+            BATCH,
+            STATUS,
+            id="child-elements",
+        ),
+        pytest.param(
+            _document(
+                '<callActivity id="lockRelated" name="Lock related credentials" '
+                'calledElement="${processToCall}"/>'
+            ),
+            None,
+            None,
+            id="no-fields-unbound",
+        ),
+        pytest.param(
+            _document(
+                _bound(
+                    "activiti",
+                    '<activiti:field name="value" expression=""/>',
+                    '<activiti:field name="other" expression="x"/>',
+                )
+            ),
+            None,
+            None,
+            id="empty-and-unknown-fields-unbound",
+        ),
+        pytest.param(
+            _document(
+                '<callActivity id="lockRelated" name="Lock related credentials" '
+                f'calledElement="{STATUS}"/>'
+            ),
+            None,
+            STATUS,
+            id="literal-called-element",
+        ),
+    ],
+)
+def test_a_call_activitys_binding_is_read(
+    document: bytes, data_pool: str | None, sub_process: str | None
+) -> None:
+    process = read_process(document, "processes/lock-user.bpmn20.xml")
+    assert process.id == "UsersProcLock"
+    assert process.name == "Lock user"
+    assert process.task("Lock related credentials") == CallActivity(
+        id="lockRelated",
+        name="Lock related credentials",
+        data_pool=data_pool,
+        sub_process=sub_process,
+    )
+    assert process.task("Select reason") is None  # a user task is not a binding
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        pytest.param(
+            b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e "x">]><d>&e;</d>',
+            "DOCTYPE",
+            id="dtd-and-entity",
+        ),
+        pytest.param(b"<definitions", "not well-formed", id="not-xml"),
+        pytest.param(
+            b'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>',
+            "exactly one BPMN process",
+            id="no-process",
+        ),
+        pytest.param(
+            b'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">'
+            b'<process id="p"/></definitions>',
+            "without an id or a name",
+            id="process-without-name",
+        ),
+        pytest.param(b"<a>" * 150 + b"</a>" * 150, "more than 100 deep", id="too-deep"),
+        pytest.param(b" " * (MAX_BPMN_BYTES + 1), "larger than", id="too-large"),
+    ],
+)
+def test_an_unreadable_process_is_one_sentence_naming_the_document(
+    document: bytes, problem: str
+) -> None:
+    with pytest.raises(BpmnError) as caught:
+        read_process(document, "processes/x.bpmn20.xml")
+    assert "processes/x.bpmn20.xml" in str(caught.value)
+    assert problem in str(caught.value)
