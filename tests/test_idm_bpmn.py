@@ -161,3 +161,27 @@ def test_an_unreadable_process_is_one_sentence_naming_the_document(
         read_process(document, "processes/x.bpmn20.xml")
     assert "processes/x.bpmn20.xml" in str(caught.value)
     assert problem in str(caught.value)
+
+
+def test_the_labs_bound_process_reads_back_through_the_suites_own_reader() -> None:
+    """The lab writes bindings with its own code (smartid.lab.bpmn) and the suite reads them with
+    its own (smartid.idm.bpmn): the two meet only in Nexus's documented form."""
+    from smartid.lab.bpmn import bind_task
+    from smartid.lab.package import demo_package, read_package
+
+    shipped = read_package(demo_package("shared_credentials")).named("process", "Lock user")
+    assert shipped is not None
+    bpmn = bind_task(shipped.data["bpmn"], "Lock related credentials", BATCH, STATUS)
+    bpmn = bind_task(bpmn, "Load related credentials", "Credentials", None)
+    process = read_process(bpmn.encode(), "Lock user")
+    assert process.task("Lock related credentials") == CallActivity(
+        id="lockRelatedCredentials",
+        name="Lock related credentials",
+        data_pool=BATCH,
+        sub_process=STATUS,
+    )
+    load = process.task("Load related credentials")
+    assert load is not None
+    assert (load.data_pool, load.sub_process) == ("Credentials", None)
+    unbound = read_process(shipped.data["bpmn"].encode(), "Lock user")
+    assert all(t.data_pool is None and t.sub_process is None for t in unbound.call_activities)

@@ -299,10 +299,14 @@ def test_binding_a_task_shows_in_its_tasks_and_clearing_unbinds_it() -> None:
         load: ("Credentials", "load credential(s)"),
         lock: ("Batch order", "set credential status"),
     }
-    assert 'smartid:dataPool="Batch order"' in bound  # the prefix stays readable
+    # Nexus's batch-order form, with the prefix BPMN tools write
+    assert 'calledElement="${processToCall}"' in bound
+    assert '<activiti:field name="value" expression="Batch order" />' in bound
     cleared = bind_task(bound, lock, None, None)
     assert _bindings(cleared) == {load: ("Credentials", "load credential(s)"), lock: (None, None)}
-    assert 'name="Lock related credentials" calledElement=""' in cleared  # the shipped shape
+    shipped = process.data["bpmn"]
+    assert 'name="Lock related credentials" calledElement="${processToCall}"/>' in shipped
+    assert cleared.count("<activiti:field") == 2  # only Load related credentials' two fields
 
 
 def test_writer_refuses_two_objects_that_would_share_a_file() -> None:

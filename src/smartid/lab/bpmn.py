@@ -1,8 +1,10 @@
 """BPMN 2.0 process definitions in the lab's packages: a parser that refuses DTDs, entities and
 external references, the tasks of a process, and binding a call activity to its sub-process.
 
-The bindings the start-up guide edits live on the call activity: the sub-process is its
-`calledElement`, the data pool is `smartid:dataPool` in `SMARTID_NS`.
+The bindings the start-up guide edits live on the call activity in the form of Nexus's
+batch-order example (docs/vendor.md): `calledElement="${processToCall}"` and, in its
+`extensionElements`, `<activiti:field name="value" expression="<data pool>"/>` and
+`<activiti:field name="param1" expression="<sub-process>"/>`. An unbound task has no such fields.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import defusedxml
 import defusedxml.ElementTree
 
 __all__ = [
+    "ACTIVITI_NS",
     "BPMN_NS",
-    "SMARTID_NS",
     "PackageRejected",
     "Task",
     "bind_task",
@@ -25,7 +27,8 @@ __all__ = [
 ]
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-SMARTID_NS = "urn:smartid-lab:bpmn"
+ACTIVITI_NS = "http://activiti.org/bpmn"
+DYNAMIC_CALL = "${processToCall}"
 
 # ElementTree serialises recursively; a deeper document would raise RecursionError in bind_task.
 _MAX_XML_DEPTH = 100
@@ -44,7 +47,9 @@ _TASK_TAGS = frozenset(
     )
 )
 _CALL_ACTIVITY = f"{{{BPMN_NS}}}callActivity"
-_DATA_POOL = f"{{{SMARTID_NS}}}dataPool"
+_EXTENSIONS = f"{{{BPMN_NS}}}extensionElements"
+_FIELD = f"{{{ACTIVITI_NS}}}field"
+_DATA_POOL_FIELD, _SUB_PROCESS_FIELD = "value", "param1"
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 # ElementTree names unknown namespaces ns0, ns1...; these are the prefixes BPMN tools write.
@@ -53,8 +58,7 @@ _PREFIXES = {
     "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
     "dc": "http://www.omg.org/spec/DD/20100524/DC",
     "di": "http://www.omg.org/spec/DD/20100524/DI",
-    "activiti": "http://activiti.org/bpmn",
-    "smartid": SMARTID_NS,
+    "activiti": ACTIVITI_NS,
 }
 for _prefix, _uri in _PREFIXES.items():
     ET.register_namespace(_prefix, _uri)
@@ -83,9 +87,9 @@ def process_tasks(bpmn: str) -> list[Task]:
 def bind_task(bpmn: str, task_name: str, data_pool: str | None, sub_process: str | None) -> str:
     """The BPMN text with call activity `task_name` bound to a data pool and a sub-process.
 
-    None clears a binding: `calledElement=""` and no `smartid:dataPool`, the unbound shape the
-    package ships. ElementTree rewrites the text: comments and unused namespace declarations are
-    dropped and prefixes come from the registered set, which the lab's export can afford.
+    None clears a binding: no field for it, the unbound shape the package ships. ElementTree
+    rewrites the text: comments and unused namespace declarations are dropped and prefixes come
+    from the registered set, which the lab's export can afford.
     LookupError if the document does not have exactly one call activity of that name.
     """
     root = _parse_bpmn(bpmn, "the BPMN")
@@ -93,11 +97,19 @@ def bind_task(bpmn: str, task_name: str, data_pool: str | None, sub_process: str
     if len(found) != 1:
         raise LookupError(f"the BPMN has {len(found)} call activities named {task_name!r}, not 1")
     task = found[0]
-    task.set("calledElement", sub_process or "")
-    if data_pool:
-        task.set(_DATA_POOL, data_pool)
-    else:
-        task.attrib.pop(_DATA_POOL, None)
+    task.set("calledElement", DYNAMIC_CALL)
+    extensions = task.find(_EXTENSIONS)
+    if extensions is None:
+        extensions = ET.Element(_EXTENSIONS)
+        task.insert(0, extensions)  # BPMN puts extensionElements first
+    for field in extensions.findall(_FIELD):
+        if field.get("name") in (_DATA_POOL_FIELD, _SUB_PROCESS_FIELD):
+            extensions.remove(field)
+    for name, value in ((_DATA_POOL_FIELD, data_pool), (_SUB_PROCESS_FIELD, sub_process)):
+        if value:
+            ET.SubElement(extensions, _FIELD, {"name": name, "expression": value})
+    if len(extensions) == 0:
+        task.remove(extensions)
     return _XML_DECLARATION + ET.tostring(root, encoding="unicode") + "\n"
 
 
@@ -157,8 +169,15 @@ def _tasks(root: ET.Element) -> list[Task]:
                     id=element.get("id", ""),
                     name=element.get("name", ""),
                     type=str(element.tag).rpartition("}")[2],
-                    data_pool=element.get(_DATA_POOL) or None,
-                    sub_process=(element.get("calledElement") or None) if is_call else None,
+                    data_pool=_field(element, _DATA_POOL_FIELD) if is_call else None,
+                    sub_process=_field(element, _SUB_PROCESS_FIELD) if is_call else None,
                 )
             )
     return tasks
+
+
+def _field(activity: ET.Element, name: str) -> str | None:
+    for field in activity.iterfind(f"{_EXTENSIONS}/{_FIELD}"):
+        if field.get("name") == name:
+            return field.get("expression") or None
+    return None

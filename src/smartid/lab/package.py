@@ -14,9 +14,10 @@ defines its own, one file per configuration object:
 A slug is the lowercase name with runs of other characters than a-z and 0-9 replaced by one '-'.
 Other files under META-INF/ (a signed JAR's manifest and signature) are allowed and ignored.
 
-Task attributes the start-up guide edits live on the call activity: the sub-process is its
-`calledElement` (the sub-process's name), the data pool is `smartid:dataPool` in `SMARTID_NS`.
-An unbound task has `calledElement=""` and no data pool.
+Task attributes the start-up guide edits live on the call activity, as in Nexus's batch-order
+example: `calledElement="${processToCall}"` with the Activiti fields `value` (the data pool) and
+`param1` (the sub-process) in its extensionElements (smartid.lab.bpmn). An unbound task has no
+such fields.
 
 The reader takes untrusted uploads, so it refuses, before anything is parsed, what could escape a
 folder or exhaust memory (traversal, too many entries, zip bombs: smartid.safezip), and parses
@@ -37,8 +38,8 @@ from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
 from smartid.lab.bpmn import (
+    ACTIVITI_NS,
     BPMN_NS,
-    SMARTID_NS,
     PackageRejected,
     Task,
     bind_task,
@@ -48,12 +49,12 @@ from smartid.lab.bpmn import (
 from smartid.safezip import ZipLimits, ZipRejected, deterministic_zip, read_entries
 
 __all__ = [
+    "ACTIVITI_NS",
     "BPMN_NS",
     "MAX_ENTRIES",
     "MAX_ENTRY_BYTES",
     "MAX_RATIO",
     "MAX_TOTAL_BYTES",
-    "SMARTID_NS",
     "ObjectKind",
     "Package",
     "PackageObject",
