@@ -12,6 +12,7 @@ import pytest
 
 from smartid.lab.probe import serves_documented_only
 from smartid.lab.state import LabState
+from smartid.lab.store import Store
 from tests.helpers import ROOT, run_suite
 from tests.lab import basic, contract_requests, lab_session, new_state, request_counts, running_lab
 
@@ -137,3 +138,38 @@ def test_a_site_that_wants_the_contract_refuses_a_documented_only_lab(
         run.output
     )
     assert "Traceback" not in run.output
+
+
+@pytest.mark.e2e
+def test_setup_without_the_contract_runs_to_the_end_through_the_deploy_api(
+    tmp_path: Path,
+) -> None:
+    """Setup with admin_api = "none" from factory state: exit 0, the package goes up through the
+    deploy API, what only the Admin UI can do is listed as manual, no request reaches the
+    contract, and a second run uploads nothing."""
+    state = new_state(tmp_path / "lab")
+    site = tmp_path / "documented.toml"
+    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
+    site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
+    env = {
+        "SMARTID_LAB_STATE": str(state.path),
+        "SMARTID_STATE": str(tmp_path / "state"),
+        "SMARTID_REPORTS": str(tmp_path / "reports"),
+    }
+    store = Store(state.database)
+    with running_lab(state, documented_only=True):
+        factory_writes = store.audit_count()
+        first = run_suite("-m", "setup", f"--site={site}", env=env)
+        assert first.returncode == 0, first.output
+        assert "SETUP-501[Lock user/Lock related credentials]: manual: " in first.output
+        assert "Home > Processes" in first.output
+        uploads = request_counts(state).get("/idm-admin/ws/deploy/configuration", 0)
+        assert store.audit_count() == factory_writes + 1  # the one upload, nothing else
+        assert store.get(1, "process", "Lock user") is not None
+        assert store.get(1, "data_pool", "Batch order") is not None
+
+        second = run_suite("-m", "setup", f"--site={site}", env=env)
+        assert second.returncode == 0, second.output
+        assert store.audit_count() == factory_writes + 1  # nothing uploaded again
+        assert request_counts(state).get("/idm-admin/ws/deploy/configuration", 0) > uploads
+        assert contract_requests(state) == 0

@@ -48,6 +48,7 @@ class Deployment:
             ca_bundle=Path(idm.ca_bundle) if idm.ca_bundle else None,
             tenant=idm.tenant_id,
             timeouts=self.timeouts,
+            contract=idm.admin_api == "contract",
         )
 
     @property
