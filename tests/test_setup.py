@@ -8,11 +8,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -203,15 +206,18 @@ def test_officer_keystore_with_wrong_password_fails_the_ca_step(lab: Lab) -> Non
     ],
 )
 def test_hermod_fault_fails_the_step_that_meets_it(lab: Lab, fault: str, observed: str) -> None:
+    """The key is made without Hermod (SETUP-401); the first step that meets Hermod is the
+    messaging round trip, which fails with what it saw, and the steps after it are blocked."""
     FaultSet(lab.state.path).switch(fault, True)
     time.sleep(1)
     run = lab.run()
     assert run.returncode == 1
-    assert "SETUP-401" in run.output
+    assert "SETUP-406" in run.output
     assert observed in run.output
     outcomes = _summary(run)
-    assert outcomes["SETUP-401"] == "failed"
-    assert all(outcome == "skipped" for step, outcome in outcomes.items() if step >= "SETUP-402")
+    assert outcomes["SETUP-401"] == "changed"
+    assert outcomes["SETUP-406"] == "failed"
+    assert all(outcome == "skipped" for step, outcome in outcomes.items() if step >= "SETUP-5")
     assert "Traceback" not in run.output
 
 
@@ -288,3 +294,53 @@ def test_legacy_pkcs12_encryption_for_older_java(lab: Lab) -> None:
         keystore_name = re.search(r"cm.keystore.file=(\S+)", properties)
         assert keystore_name is not None
         assert pkcs12_encryption(archive.read(keystore_name.group(1))) == "legacy"
+
+
+class _GenerateClientPage(BaseHTTPRequestHandler):
+    """Hermod's generateclient page as the vendor documents it: plain HTTP on the Hermod host."""
+
+    KEY = "ab" * 32
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        client_id = self.path.rsplit("/", 1)[-1]
+        body = (
+            f"# X-Api-Key: not-used\n- client-id: {client_id}\n  key: {self.KEY}\n"
+            "  callback-url: http://localhost:20400/hermod/rest\n"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _key_step(lab: Lab, site_tail: str) -> tuple[Run, str]:
+    site = lab.site(LAB_SITE.replace("[messaging]\n", f"[messaging]\n{site_tail}", 1))
+    done = lab.run("-k", "test_hermod_client_key_exists", site=site)
+    assert done.returncode == 0, done.output
+    key_file = lab.tmp / "site-state" / "variant" / "hermod-client.key"
+    return done, key_file.read_text()
+
+
+def test_a_missing_hermod_key_is_made_locally_as_generateclient_makes_one(lab: Lab) -> None:
+    _, key = _key_step(lab, "")
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+
+
+def test_a_site_may_name_hermods_generateclient_page_on_the_hermod_host(lab: Lab) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GenerateClientPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = f"http://127.0.0.1:{server.server_port}/hermod/rest/util/generateclient"
+        _, key = _key_step(lab, f'generateclient_url = "{page}"\n')
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert key == _GenerateClientPage.KEY
+    assert _GenerateClientPage.asked == ["/hermod/rest/util/generateclient/idm"]

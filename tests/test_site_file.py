@@ -41,6 +41,28 @@ BAD_SITES = [
     ),
     ("missing-required", REMOTE_HEAD, {}, {}, "idm.admin_password", "required key is missing"),
     (
+        "generateclient-over-the-network",
+        REMOTE_HEAD
+        + 'admin_password = { env = "P" }\n[messaging]\nurl = "https://h:20400/hermod/rest"\n'
+        + 'callback_url = "https://i/idm-operator/ws/hermod"\nhermod_password = { env = "P" }\n'
+        + 'generateclient_url = "http://hermod.example:20400/hermod/rest/util/generateclient"\n',
+        {},
+        {"P": SECRET},
+        "messaging.generateclient_url",
+        "may be http:// only on the Hermod host itself",
+    ),
+    (
+        "generateclient-wrong-page",
+        REMOTE_HEAD
+        + 'admin_password = { env = "P" }\n[messaging]\nurl = "https://h:20400/hermod/rest"\n'
+        + 'callback_url = "https://i/idm-operator/ws/hermod"\nhermod_password = { env = "P" }\n'
+        + 'generateclient_url = "http://localhost:20400/hermod/rest"\n',
+        {},
+        {"P": SECRET},
+        "messaging.generateclient_url",
+        "must end with /util/generateclient",
+    ),
+    (
         "lab-section-on-remote",
         REMOTE_HEAD + 'admin_password = { env = "P" }\n[lab]\ndocumented_only = true\n',
         {},

@@ -69,6 +69,25 @@ def _https_url(value: str) -> str:
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 
 
+def _generateclient_url(value: str) -> str:
+    """Hermod's generateclient page is served over plain HTTP on the Hermod host itself (vendor),
+    so this one URL may be http://, but only to a loopback address: no key crosses a network
+    in clear text."""
+    parts = urlsplit(value)
+    if not parts.path.rstrip("/").endswith("/util/generateclient"):
+        raise ValueError(
+            f"must end with /util/generateclient, the client id follows (got '{value}')"
+        )
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ValueError(f"may be http:// only on the Hermod host itself (got '{value}')")
+    if parts.scheme == "http":
+        return value.rstrip("/")
+    return _https_url(value)
+
+
+GenerateClientUrl = Annotated[str, AfterValidator(_generateclient_url)]
+
+
 def _site_path(value: str, info: ValidationInfo) -> Path:
     """A path from the site file: `{lab_state}` expanded, relative to the site file's folder."""
     context = info.context or {}
@@ -175,6 +194,8 @@ class MessagingSection(_TlsTarget):
     hermod_password: SecretRef
     group: str | None = None
     application_yml: SitePath | None = None
+    # Hermod's generateclient page, without the client id; without it the key is made locally.
+    generateclient_url: GenerateClientUrl | None = None
 
 
 class Binding(_Model):
