@@ -5,10 +5,12 @@ these checks are then skipped with that reason."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from smartid.idm.models import Process
 from smartid.report import seam
 from smartid.site import Binding, CertificateManagerSection, MessagingSection, PackageSection
 from smartid.verify import Findings, IdmReadings
@@ -132,10 +134,12 @@ def test_messaging_server_as_declared(
 
 
 @pytest.mark.severity("critical")
-def test_task_bound(idm_readings: IdmReadings, binding: Binding, findings: Findings) -> None:
+def test_task_bound(
+    idm_processes: Mapping[str, Process], binding: Binding, findings: Findings
+) -> None:
     """CONF-004 The process task is bound to the declared data pool and sub-process."""
     where = f"process '{binding.process}' task '{binding.task}'"
-    process = idm_readings.processes.get(binding.process)
+    process = idm_processes.get(binding.process)
     if process is None:
         findings.add("process", "the process does not exist", "the process", where)
         return

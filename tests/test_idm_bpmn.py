@@ -5,9 +5,13 @@ elements too. A document without the fields reads as unbound; an unsafe one is r
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
 from smartid.idm.bpmn import MAX_BPMN_BYTES, BpmnError, CallActivity, read_process
+from smartid.idm.export import NotVerifiable, read_configuration
 
 ACTIVITI = "http://activiti.org/bpmn"
 FLOWABLE = "http://flowable.org/bpmn"
@@ -185,3 +189,48 @@ def test_the_labs_bound_process_reads_back_through_the_suites_own_reader() -> No
     assert (load.data_pool, load.sub_process) == ("Credentials", None)
     unbound = read_process(shipped.data["bpmn"].encode(), "Lock user")
     assert all(t.data_pool is None and t.sub_process is None for t in unbound.call_activities)
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+LOCK = _document(
+    _bound(
+        "activiti",
+        f'<activiti:field name="value" expression="{BATCH}"/>',
+        f'<activiti:field name="param1" expression="{STATUS}"/>',
+    )
+)
+
+
+def test_the_download_gives_its_processes_by_name_whatever_the_folders() -> None:
+    data = _zip({"META-INF/MANIFEST.MF": b"x", "any/where/lock.bpmn20.xml": LOCK, "a.json": b"{}"})
+    configuration = read_configuration(data, "the download")
+    task = configuration.processes["Lock user"].task("Lock related credentials")
+    assert task is not None
+    assert (task.data_pool, task.sub_process) == (BATCH, STATUS)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        pytest.param(b"not a zip", "is not a zip file", id="not-a-zip"),
+        pytest.param(_zip({"cas/ca.json": b"{}"}), "holds no BPMN process", id="no-bpmn"),
+        pytest.param(_zip({"a.bpmn20.xml": LOCK, "b.bpmn": LOCK}), "'Lock user' twice", id="twice"),
+        pytest.param(
+            _zip({"p.bpmn20.xml": b'<!DOCTYPE d [<!ENTITY e "x">]><d>&e;</d>'}),
+            "entry 'p.bpmn20.xml' has a DOCTYPE",
+            id="dtd",
+        ),
+        pytest.param(_zip({"../p.bpmn": LOCK}), "leaves the folder", id="traversal"),
+    ],
+)
+def test_a_download_the_suite_cannot_read_is_not_verifiable(data: bytes, problem: str) -> None:
+    with pytest.raises(NotVerifiable) as caught:
+        read_configuration(data, "the download")
+    assert problem in str(caught.value)

@@ -13,6 +13,7 @@ import pytest
 from smartid.lab.probe import serves_documented_only
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
+from smartid.verify import CheckOutcome, check_catalogue, read_junit
 from tests.helpers import ROOT, run_suite
 from tests.lab import basic, contract_requests, lab_session, new_state, request_counts, running_lab
 
@@ -173,3 +174,64 @@ def test_setup_without_the_contract_runs_to_the_end_through_the_deploy_api(
         assert store.audit_count() == factory_writes + 1  # nothing uploaded again
         assert request_counts(state).get("/idm-admin/ws/deploy/configuration", 0) > uploads
         assert contract_requests(state) == 0
+
+
+def _verify(state: LabState, tmp: Path, name: str) -> tuple[str, list[CheckOutcome]]:
+    site = tmp / f"{name}.toml"
+    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
+    site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
+    junit = tmp / f"{name}-junit.xml"
+    run = run_suite(
+        "-m",
+        "verify",
+        f"--site={site}",
+        f"--junitxml={junit}",
+        f"--alluredir={tmp / f'{name}-allure'}",
+        "-k",
+        "task_bound",
+        env={"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(tmp / "state")},
+    )
+    assert junit.exists(), run.output
+    return run.output, read_junit(junit, check_catalogue(ROOT / "checks"))
+
+
+@pytest.mark.e2e
+def test_verify_without_the_contract_checks_the_six_bindings_from_the_download(
+    tmp_path: Path,
+) -> None:
+    """A lab set up through the contract, then serving only what Nexus documents: the six
+    bindings are read from the configuration download and pass, no request reaches the
+    contract, and a binding changed behind the suite's back fails exactly its case."""
+    state = new_state(tmp_path / "lab")
+    with running_lab(state):
+        setup = run_suite(
+            "-m",
+            "setup",
+            f"--alluredir={tmp_path / 'setup-allure'}",
+            env={"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(tmp_path / "s0")},
+        )
+        assert setup.returncode == 0, setup.output
+    with running_lab(state, documented_only=True):
+        output, outcomes = _verify(state, tmp_path, "bound")
+        assert [o.status for o in outcomes] == ["passed"] * 6, output
+        assert contract_requests(state) == 0
+        saved = list(Path(tmp_path / "state").rglob("idm-configuration.zip"))
+        assert len(saved) == 1
+        assert saved[0].stat().st_mode & 0o777 == 0o600
+
+        store = Store(state.database)
+        lock = store.get(1, "process", "Lock user")
+        assert lock is not None
+        data = dict(lock.data)
+        data["tasks"] = [
+            {**task, "data_pool": "Credentials"}
+            if task["name"] == "Lock related credentials"
+            else task
+            for task in data["tasks"]
+        ]
+        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+            store.update_object(db, 1, "process", "Lock user", data, lock.version)
+        output, outcomes = _verify(state, tmp_path, "changed")
+    failed = [o.label for o in outcomes if o.status == "failed"]
+    assert failed == ["CONF-004[Lock user/Lock related credentials]"], output
+    assert "data pool is 'Credentials'" in output

@@ -9,14 +9,15 @@ caller asked to overwrite.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from smartid.lab.package import Package, PackageObject, bind_task, write_package
+from smartid.lab.package import ObjectKind, Package, PackageObject, bind_task, write_package
 from smartid.lab.store import Store
 
 __all__ = ["DeployConflict", "InstallResult", "export_configuration", "install"]
 
 VERSIONED_KINDS = frozenset({"process", "sub_process"})
+EXPORTED_KINDS = frozenset(get_args(ObjectKind))
 
 
 class DeployConflict(Exception):
@@ -101,9 +102,12 @@ def install(
 
 
 def export_configuration(store: Store, tenant: int) -> bytes:
-    """The tenant's live configuration as one package zip, task bindings included."""
+    """The tenant's live configuration as one package zip, task bindings included. What is not
+    configuration (the truststore, which lives in IDM's Java runtime) is not exported."""
     objects = []
     for stored in store.objects(tenant):
+        if stored.kind not in EXPORTED_KINDS:
+            continue
         data = dict(stored.data)
         if stored.kind in VERSIONED_KINDS and "bpmn" in data:
             bpmn = str(data["bpmn"])
