@@ -22,6 +22,14 @@ pytestmark = pytest.mark.lab
 LAB_SITE = (ROOT / "sites" / "lab.toml").read_text(encoding="utf-8")
 
 
+def documented_site(folder: Path, name: str) -> Path:
+    """The lab site with admin_api = "none", for a lab that serves only what Nexus documents."""
+    site = folder / f"{name}.toml"
+    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
+    site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
+    return site
+
+
 @pytest.fixture(scope="module")
 def documented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
     state = new_state(tmp_path_factory.mktemp("documented") / "lab")
@@ -109,9 +117,7 @@ def test_the_running_lab_says_which_mode_it_serves(documented: LabState, tmp_pat
 def test_a_verify_run_without_the_contract_makes_no_contract_request(
     documented: LabState, tmp_path: Path
 ) -> None:
-    site = tmp_path / "documented.toml"
-    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
-    site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
+    site = documented_site(tmp_path, "documented")
     before = contract_requests(documented)
     run = run_suite(
         "-m",
@@ -149,9 +155,7 @@ def test_setup_without_the_contract_runs_to_the_end_through_the_deploy_api(
     deploy API, what only the Admin UI can do is listed as manual, no request reaches the
     contract, and a second run uploads nothing."""
     state = new_state(tmp_path / "lab")
-    site = tmp_path / "documented.toml"
-    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
-    site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
+    site = documented_site(tmp_path, "documented")
     env = {
         "SMARTID_LAB_STATE": str(state.path),
         "SMARTID_STATE": str(tmp_path / "state"),
@@ -177,9 +181,7 @@ def test_setup_without_the_contract_runs_to_the_end_through_the_deploy_api(
 
 
 def _verify(state: LabState, tmp: Path, name: str) -> tuple[str, list[CheckOutcome]]:
-    site = tmp / f"{name}.toml"
-    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
-    site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
+    site = documented_site(tmp, name)
     junit = tmp / f"{name}-junit.xml"
     run = run_suite(
         "-m",
