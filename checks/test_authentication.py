@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.checks import IdmObservation, shown
 from smartid.deployment import Deployment
 from smartid.hermod import HermodClient, HermodConfigError
 from smartid.http import session
 from smartid.masking import Secret
 from smartid.site import IdmSection, MessagingSection, Site
-from smartid.verify import Findings, IdmReadings
+from smartid.verify import Findings
 from smartid.verify.readings import hermod_key
 
 EPIC = "Acceptance checks"
@@ -161,7 +162,7 @@ def test_callback_credentials_are_the_hermod_user(
 
 @pytest.mark.severity("critical")
 def test_messaging_token_matches_hermod_key(
-    idm_readings: IdmReadings,
+    idm_observation: IdmObservation,
     deployment: Deployment,
     declared_messaging: MessagingSection,
     findings: Findings,
@@ -169,7 +170,10 @@ def test_messaging_token_matches_hermod_key(
     """AUTH-004 IDM's messaging authentication token is base64(client-id:key) of the IDM client's
     key in Hermod (compared by fingerprint)."""
     where = f"messaging server '{declared_messaging.server}'"
-    server = idm_readings.messaging_servers.get(declared_messaging.server)
+    snapshot = idm_observation.get()
+    shown(snapshot, "messaging_servers")
+    assert snapshot.messaging_servers is not None
+    server = snapshot.messaging_servers.get(declared_messaging.server)
     client_id = declared_messaging.client_id
     if server is None:
         findings.add("exists", "does not exist", "the messaging server the package lists", where)

@@ -63,8 +63,8 @@ def test_endpoint_reachable(
 def test_idm_admin_contract_answers(
     idm_readings: IdmReadings, declared_idm: IdmSection, findings: Findings
 ) -> None:
-    """CONN-002 IDM Admin's admin contract answers the site's administrator with the site's
-    password."""
+    """CONN-002 IDM Admin answers the site's administrator with the site's password (through
+    the admin contract, or without it through the deploy API)."""
     if not idm_readings.login_works:
         findings.add(
             "refused",

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.checks import IdmObservation
 from smartid.deployment import Deployment
 from smartid.hermod import HermodClient, HermodConfigError
+from smartid.idm.export import NotVerifiable, read_configuration
+from smartid.idm.snapshot import IdmSnapshot
 from smartid.masking import Secret
 from smartid.report import seam
 from smartid.site import Site
 from smartid.verify import Findings, IdmReadings
-from smartid.verify.drift import Declared, LiveState, compare, render, unified_diff
+from smartid.verify.configuration import missing_objects
+from smartid.verify.drift import Declared, LiveState, compare, not_compared, render, unified_diff
 from smartid.verify.readings import bundle_certificates, file_sha256, hermod_key
 
 EPIC = "Acceptance checks"
@@ -52,7 +56,22 @@ def _declared(site: Site, deployment: Deployment) -> Declared:
     )
 
 
-def _live(site: Site, deployment: Deployment, readings: IdmReadings) -> LiveState:
+def _package_objects_missing(site: Site, snapshot: IdmSnapshot) -> tuple[str, ...] | None:
+    """Where the snapshot lists no packages: the package file's objects it lacks, if the file
+    is in a layout the suite reads."""
+    if snapshot.packages is not None or site.package is None or site.package.path is None:
+        return None
+    path = Path(site.package.path)
+    try:
+        contents = read_configuration(path.read_bytes(), str(path))
+    except (OSError, NotVerifiable):
+        return None
+    return tuple(missing_objects(contents, snapshot))
+
+
+def _live(
+    site: Site, deployment: Deployment, readings: IdmReadings, snapshot: IdmSnapshot
+) -> LiveState:
     messaging = site.messaging
     hermod_accepted = None
     if messaging is not None:
@@ -62,25 +81,35 @@ def _live(site: Site, deployment: Deployment, readings: IdmReadings) -> LiveStat
     clients = None
     if deployment.application_yml() is not None:
         clients = {c.client_id: c for c in deployment.configured_hermod_clients()}
+    truststore = snapshot.truststore
     return LiveState(
         admin_password_accepted=readings.login_works,
-        packages=readings.packages,
-        certificate_authorities=readings.certificate_authorities,
-        messaging_servers=readings.messaging_servers,
+        packages=snapshot.packages,
+        certificate_authorities=snapshot.certificate_authorities,
+        messaging_servers=snapshot.messaging_servers,
         hermod_user_accepted=hermod_accepted,
-        truststore=frozenset(e.sha256 for e in readings.truststore),
-        processes=readings.processes,
+        truststore=frozenset(e.sha256 for e in truststore) if truststore is not None else None,
+        processes=snapshot.processes,
         hermod_clients=clients,
+        package_objects_missing=_package_objects_missing(site, snapshot),
     )
 
 
 @pytest.mark.severity("minor")
 def test_live_state_matches_the_site(
-    site: Site, deployment: Deployment, idm_readings: IdmReadings, findings: Findings
+    site: Site,
+    deployment: Deployment,
+    idm_readings: IdmReadings,
+    idm_observation: IdmObservation,
+    findings: Findings,
 ) -> None:
     """DRIFT-001 The live state equals everything the site file declares; any difference is
     shown as one unified diff of the two."""
-    items = compare(site, _declared(site, deployment), _live(site, deployment, idm_readings))
+    live = _live(site, deployment, idm_readings, idm_observation.get())
+    items = compare(site, _declared(site, deployment), live)
+    unshown = not_compared(site, live)
+    if unshown:
+        seam.attach_text("not compared", "\n".join(unshown))
     seam.attach_text("declared state", "\n".join(render(items, "declared")))
     seam.attach_text("live state", "\n".join(render(items, "live")))
     target = site.idm.admin_url if site.idm is not None else site.name

@@ -172,24 +172,22 @@ def test_default_password_is_probed_only_where_the_site_allows_it(
         assert "accepts user 'admin' with the vendor's default password" in outcome.message
 
 
-def test_without_the_admin_contract_its_checks_are_skipped_with_the_reason(
+def test_without_the_admin_contract_only_the_test_connections_are_skipped(
     lab: FactoryLab,
 ) -> None:
-    # CONF-004 is read from the configuration download instead (tests/test_lab_documented.py).
+    # A factory lab refuses the site's password: the checks that read IDM without the contract
+    # run, through the deploy API, and fail with that cause; only IDM's test connections, which
+    # nothing but the contract can start, are skipped. The set-up case is in
+    # tests/test_lab_documented.py.
     site = lab.site("no-contract", idm='admin_api = "none"\n')
-    checks = ("CONF-001", "CONF-002", "CONF-003", "CONF-005", "DRIFT", "CONN-002", "CONN-005")
+    checks = ("CONF-001", "CONF-002", "CONF-003", "DRIFT", "CONN-002", "CONN-005", "CONN-006")
     run, outcomes = lab.verify(site, *checks, "AUTH-004")
-    assert run.returncode == 0, run.output
-    assert {o.check for o in outcomes} == {
-        "CONF-001",
-        "CONF-002",
-        "CONF-003",
-        "CONF-005",
-        "DRIFT-001",
-        "CONN-002",
-        "CONN-005",
-        "AUTH-004",
-    }
-    for outcome in outcomes:
-        assert outcome.status == "skipped", outcome
-        assert 'admin_api = "none"' in outcome.message, outcome
+    assert run.returncode == 1, run.output
+    by_check = {o.check: o for o in outcomes}
+    for check in ("CONN-005", "CONN-006"):
+        assert by_check[check].status == "skipped", by_check[check]
+        assert 'admin_api = "none"' in by_check[check].message
+    assert "refuses user 'admin' with the site's password" in by_check["CONN-002"].message
+    for check in ("CONF-001", "CONF-002", "CONF-003", "DRIFT-001", "AUTH-004"):
+        assert by_check[check].status == "failed", by_check[check]
+        assert "/ws/deploy/configuration: HTTP 401" in by_check[check].message, by_check[check]

@@ -8,6 +8,7 @@ caller asked to overwrite.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -103,7 +104,8 @@ def install(
 
 def export_configuration(store: Store, tenant: int) -> bytes:
     """The tenant's live configuration as one package zip, task bindings included. What is not
-    configuration (the truststore, which lives in IDM's Java runtime) is not exported."""
+    configuration (the truststore, which lives in IDM's Java runtime) is not exported; a
+    messaging server's token is exported as its sha256 fingerprint."""
     objects = []
     for stored in store.objects(tenant):
         if stored.kind not in EXPORTED_KINDS:
@@ -117,5 +119,10 @@ def export_configuration(store: Store, tenant: int) -> bytes:
                         bpmn, task["name"], task.get("data_pool"), task.get("sub_process")
                     )
             data["bpmn"] = bpmn
+        if stored.kind == "messaging_server" and data.get("authentication_token"):
+            # The lab exports the token as its fingerprint: what the download needs for a
+            # comparison, and no secret in a file that leaves IDM.
+            token = str(data.pop("authentication_token"))
+            data["authentication_token_sha256"] = hashlib.sha256(token.encode()).hexdigest()
         objects.append(PackageObject(kind=stored.kind, name=stored.name, data=data))  # type: ignore[arg-type]
     return write_package("configuration", "export", f"configuration of tenant {tenant}", objects)

@@ -21,7 +21,16 @@ from smartid.masking import Secret
 from smartid.site import Site
 from smartid.verify.readings import BundleCertificate
 
-__all__ = ["ABSENT", "Declared", "Item", "LiveState", "compare", "render", "unified_diff"]
+__all__ = [
+    "ABSENT",
+    "Declared",
+    "Item",
+    "LiveState",
+    "compare",
+    "not_compared",
+    "render",
+    "unified_diff",
+]
 
 ABSENT = "<absent>"
 _BARE = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -54,16 +63,20 @@ class Declared:
 
 @dataclass(frozen=True)
 class LiveState:
-    """What the target shows, as read by the drift check; None where it could not be read."""
+    """What the target shows, as read by the drift check; None where its source does not show
+    it (the configuration download lists no packages and no truststore), and those values are
+    not compared."""
 
     admin_password_accepted: bool
-    packages: Mapping[str, InstalledPackage]
-    certificate_authorities: Mapping[str, CertificateAuthority]
-    messaging_servers: Mapping[str, MessagingServer]
+    packages: Mapping[str, InstalledPackage] | None
+    certificate_authorities: Mapping[str, CertificateAuthority] | None
+    messaging_servers: Mapping[str, MessagingServer] | None
     hermod_user_accepted: bool | None
-    truststore: frozenset[str]  # sha256 of each entry
-    processes: Mapping[str, Process]
+    truststore: frozenset[str] | None  # sha256 of each entry
+    processes: Mapping[str, Process] | None
     hermod_clients: Mapping[str, HermodClient] | None  # None: application.yml not known
+    # Where no packages are listed: the package file's objects the target lacks, if known.
+    package_objects_missing: tuple[str, ...] | None = None
 
 
 def _key(*parts: str) -> str:
@@ -104,8 +117,8 @@ def compare(site: Site, declared: Declared, live: LiveState) -> list[Item]:
     _package(site, declared, live, add)
     _certificate_authority(site, live, add)
     _messaging(site, declared, live, add, items)
-    for binding in site.bindings:
-        process = live.processes.get(binding.process)
+    for binding in site.bindings if live.processes is not None else ():
+        process = live.processes.get(binding.process) if live.processes is not None else None
         task = process.task(binding.task) if process is not None else None
         base = ("process", binding.process, "task", binding.task)
         add(_key(*base, "data_pool"), binding.data_pool, task.data_pool if task else None)
@@ -117,6 +130,12 @@ def _package(site: Site, declared: Declared, live: LiveState, add: _Add) -> None
     if site.package is None:
         return
     name = site.package.name
+    if live.packages is None:
+        missing = live.package_objects_missing
+        if missing is not None:
+            shown = "all present" if not missing else "missing: " + ", ".join(missing)
+            add(_key("package", name, "objects"), "all present", shown)
+        return
     installed = live.packages.get(name)
     add(_key("package", name, "installed"), True, installed is not None)
     if site.package.version is not None:
@@ -127,7 +146,7 @@ def _package(site: Site, declared: Declared, live: LiveState, add: _Add) -> None
 
 def _certificate_authority(site: Site, live: LiveState, add: _Add) -> None:
     cm = site.certificate_manager
-    if cm is None:
+    if cm is None or live.certificate_authorities is None:
         return
     ca = live.certificate_authorities.get(cm.ca_name)
     base = ("certificate_authority", cm.ca_name)
@@ -148,20 +167,8 @@ def _messaging(
     messaging = site.messaging
     if messaging is None:
         return
-    server = live.messaging_servers.get(messaging.server)
-    base = ("messaging_server", messaging.server)
-    add(_key(*base, "url"), f"{messaging.url}/command", _get(server, "url"))
-    add(_key(*base, "lifespan"), messaging.lifespan, _get(server, "lifespan"))
-    token = f"X-Api-Key of client '{messaging.client_id}'"
-    if server is None:
-        seen = ABSENT
-    elif not server.authentication_token_set:
-        seen = "not set"
-    elif declared.api_key is None:
-        seen = f"set; no key of client '{messaging.client_id}' is known to compare"
-    else:
-        seen = token if server.token_matches(declared.api_key) else "another token"
-    items.append(Item(_key(*base, "authentication_token"), token, seen))
+    if live.messaging_servers is not None:
+        _messaging_server(site, declared, live.messaging_servers, add, items)
     items.append(
         Item(
             _key("idm", "user", messaging.hermod_user, "password"),
@@ -169,7 +176,8 @@ def _messaging(
             _accepted(live.hermod_user_accepted),
         )
     )
-    for cert in declared.hermod_ca:
+    for cert in declared.hermod_ca if live.truststore is not None else ():
+        assert live.truststore is not None
         shown = f"sha256 {cert.sha256[:16]}"
         present = cert.sha256 in live.truststore
         add(_key("idm", "truststore", cert.subject), shown, shown if present else None)
@@ -196,6 +204,48 @@ def _messaging(
         same = Secret(given, "callback-basic-auth") == messaging.hermod_password.get()
         seen_password = password if same else "another password"
     items.append(Item(_key(*where, "callback-password"), password, seen_password))
+
+
+def _messaging_server(
+    site: Site,
+    declared: Declared,
+    servers: Mapping[str, MessagingServer],
+    add: _Add,
+    items: list[Item],
+) -> None:
+    messaging = site.messaging
+    assert messaging is not None
+    server = servers.get(messaging.server)
+    base = ("messaging_server", messaging.server)
+    add(_key(*base, "url"), f"{messaging.url}/command", _get(server, "url"))
+    add(_key(*base, "lifespan"), messaging.lifespan, _get(server, "lifespan"))
+    token = f"X-Api-Key of client '{messaging.client_id}'"
+    if server is None:
+        seen = ABSENT
+    elif not server.authentication_token_set:
+        seen = "not set"
+    elif declared.api_key is None:
+        seen = f"set; no key of client '{messaging.client_id}' is known to compare"
+    else:
+        seen = token if server.token_matches(declared.api_key) else "another token"
+    items.append(Item(_key(*base, "authentication_token"), token, seen))
+
+
+def not_compared(site: Site, live: LiveState) -> list[str]:
+    """What the site declares that the live state's source does not show, so drift cannot
+    compare it."""
+    unshown = []
+    if site.package is not None and live.packages is None:
+        unshown.append(f"package {site.package.name} version and sha256")
+    if site.certificate_manager is not None and live.certificate_authorities is None:
+        unshown.append("the certificate authority")
+    if site.messaging is not None and live.messaging_servers is None:
+        unshown.append("the messaging server")
+    if site.messaging is not None and site.messaging.ca_bundle and live.truststore is None:
+        unshown.append("IDM's truststore")
+    if site.bindings and live.processes is None:
+        unshown.append("the task bindings")
+    return unshown
 
 
 def _get(obj: object, name: str) -> object:
