@@ -25,7 +25,7 @@ from smartid.lab.faults import FaultSet
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
 from tests.helpers import ROOT, Run, run_suite
-from tests.lab import new_state, running_lab
+from tests.lab import new_state, refresh_hermod, running_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -207,17 +207,21 @@ def test_officer_keystore_with_wrong_password_fails_the_ca_step(lab: Lab) -> Non
 )
 def test_hermod_fault_fails_the_step_that_meets_it(lab: Lab, fault: str, observed: str) -> None:
     """The key is made without Hermod (SETUP-401); the first step that meets Hermod is the
-    messaging round trip, which fails with what it saw, and the steps after it are blocked."""
+    refresh after application.yml is written (SETUP-402), which fails with one sentence naming
+    the refresh URL and what it saw, and the steps after it are blocked."""
     FaultSet(lab.state.path).switch(fault, True)
     time.sleep(1)
     run = lab.run()
     assert run.returncode == 1
-    assert "SETUP-406" in run.output
-    assert observed in run.output
+    url = f"{lab.state.endpoints()['hermod']}/util/refresh"
+    [failure] = [line for line in run.output.splitlines() if line.startswith("SETUP-402: H")]
+    assert failure.startswith(f"SETUP-402: Hermod refresh URL {url}: ")
+    assert observed in failure
     outcomes = _summary(run)
     assert outcomes["SETUP-401"] == "changed"
-    assert outcomes["SETUP-406"] == "failed"
-    assert all(outcome == "skipped" for step, outcome in outcomes.items() if step >= "SETUP-5")
+    assert outcomes["SETUP-402"] == "failed"
+    assert all(outcome == "skipped" for step, outcome in outcomes.items() if step > "SETUP-402")
+    assert "blocked by SETUP-402" in run.output
     assert "Traceback" not in run.output
 
 
@@ -276,6 +280,7 @@ def test_without_application_yml_the_section_is_written_and_the_round_trip_decid
     client = parse_clients(wrapped)[0]
     config = lab.state.hermod_config
     config.write_text(merge_client(config.read_text(), client))
+    refresh_hermod(lab.state)
     again = lab.run(site=site)
     assert again.returncode == 0, again.output
 

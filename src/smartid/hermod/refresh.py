@@ -52,10 +52,17 @@ class Refresh:
             raise ValueError("a refresh timeout is positive")
 
     @property
-    def target(self) -> str:
-        """How the refresh is named to the user (a command's arguments masked)."""
+    def how(self) -> str:
+        """What the refresh does, in a few words (a command's arguments masked)."""
         if self.command is not None:
-            return f"Hermod refresh command '{MASKER.mask(shlex.join(self.command))}'"
+            return f"command '{MASKER.mask(shlex.join(self.command))}'"
+        return f"POST {self.url}"
+
+    @property
+    def target(self) -> str:
+        """How the refresh is named in a failure."""
+        if self.command is not None:
+            return f"Hermod refresh {self.how}"
         return f"Hermod refresh URL {self.url}"
 
 
