@@ -167,3 +167,10 @@ def test_a_url_with_an_untrusted_certificate_is_a_tls_error(
 def test_an_impossible_refresh_is_refused_when_built(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="refresh"):
         Refresh(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_long_command_is_named_by_its_start() -> None:
+    refresh = Refresh(command=("/usr/bin/hermodctl", "reload", *["--flag"] * 40))
+    assert refresh.how.startswith("command '/usr/bin/hermodctl reload --flag")
+    assert refresh.how.endswith("...'")
+    assert len(refresh.how) < 120

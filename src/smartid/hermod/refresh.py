@@ -31,6 +31,8 @@ __all__ = ["MAX_OUTPUT", "Refresh", "RefreshResult", "run_refresh"]
 # What is kept of a command's output or a URL's answer: enough to see why, never a flood.
 MAX_OUTPUT = 16 * 1024
 _SHOWN_LINE = 200
+# A failure is one line: a long command is named by its start (the program and first arguments).
+_SHOWN_COMMAND = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +57,10 @@ class Refresh:
     def how(self) -> str:
         """What the refresh does, in a few words (a command's arguments masked)."""
         if self.command is not None:
-            return f"command '{MASKER.mask(shlex.join(self.command))}'"
+            shown = MASKER.mask(shlex.join(self.command))
+            if len(shown) > _SHOWN_COMMAND:
+                shown = shown[: _SHOWN_COMMAND - 3] + "..."
+            return f"command '{shown}'"
         return f"POST {self.url}"
 
     @property
