@@ -257,7 +257,9 @@ MUTATIONS = [
     Mutation(
         "IDM Operator takes anonymous callbacks",
         faults=("idm-callback-anonymous",),
-        expect=(Expect("AUTH-002", ("IDM Operator https://", "/ws/hermod/ping", "anonymous")),),
+        expect=(
+            Expect("AUTH-002", ("IDM Operator https://", "/ws/hermod/callback/ping", "anonymous")),
+        ),
     ),
     Mutation(
         "IDM certificate for another host, Hermod's SHA-1 signed, CM without client certificates",
