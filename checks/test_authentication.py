@@ -87,10 +87,10 @@ def test_callback_endpoint_accepts_only_the_hermod_user(
     site: Site, deployment: Deployment, declared_messaging: MessagingSection, findings: Findings
 ) -> None:
     """AUTH-002 IDM Operator's Hermod callback endpoint accepts the hermod user with the site's
-    password and refuses anonymous calls."""
-    if declared_messaging.callback_url is None:
+    password and refuses anonymous calls (at callback_url + callback_suffix, as Hermod posts)."""
+    url = declared_messaging.callback_endpoint("ping")
+    if url is None:
         pytest.skip("the site gives no [messaging] callback_url")
-    url = f"{declared_messaging.callback_url}/ping"
     bundle = site.idm.ca_bundle if site.idm is not None else None
     user = declared_messaging.hermod_user
     with session(Path(bundle) if bundle else None, timeouts=deployment.timeouts) as http:

@@ -11,12 +11,21 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from fixtures.steps import manual
+from fixtures.steps import ManualSteps, manual
 from smartid import errors
 from smartid.deployment import HERMOD_KEY_FILE, Deployment
-from smartid.hermod import HermodApi, client_section, generate_key, merge_client, parse_clients
+from smartid.hermod import (
+    HermodApi,
+    Refresh,
+    client_section,
+    generate_key,
+    merge_client,
+    parse_clients,
+    run_refresh,
+)
 from smartid.masking import MASKER, Secret
 from smartid.plan import Changes
+from smartid.report import seam
 from smartid.site import MessagingSection
 
 EPIC = "Add information regarding Smart ID Messaging"
@@ -26,6 +35,9 @@ DOC_URL = "https://doc.nexusgroup.com/pub/integrate-identity-manager-with-smart-
 pytestmark = [pytest.mark.setup, pytest.mark.order(4)]
 
 SECTION_FILE = "hermod-client-section.yml"
+# Kept in the site state from writing application.yml until Hermod's refresh succeeded, so that a
+# refresh that failed is tried again by the next run although the file no longer changes.
+REFRESH_PENDING_FILE = "hermod-refresh-pending"
 
 
 def _section(deployment: Deployment) -> MessagingSection:
@@ -77,10 +89,11 @@ def test_hermod_client_key_exists(deployment: Deployment, changes: Changes) -> N
 
 
 def test_client_section_in_application_yml(
-    deployment: Deployment, changes: Changes, planning: bool
+    deployment: Deployment, changes: Changes, planning: bool, manual_steps: ManualSteps
 ) -> None:
     """SETUP-402 Hermod's allowed-clients holds the IDM client with its key, callback-url and
-    callback-basic-auth = the IDM hermod user."""
+    callback-basic-auth = the IDM hermod user; when the file changed, Hermod's configuration is
+    refreshed (the site's refresh_command or refresh_url, else by hand)."""
     section = _section(deployment)
     key = _key(deployment)
     path = deployment.application_yml()
@@ -94,6 +107,8 @@ def test_client_section_in_application_yml(
             lambda: None,
             new=f"client-id {section.client_id}, callback-url {section.callback_url}",
         )
+        if path is not None:
+            _refresh(deployment, changes, path, manual_steps)
         return
     client = deployment.desired_hermod_client(key)
     if path is None:
@@ -107,23 +122,18 @@ def test_client_section_in_application_yml(
             "Hermod's configuration; the round trip (SETUP-406) proves it was done."
         )
         return
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise errors.SiteError(
-            str(deployment.site.path),
-            "messaging.application_yml",
-            f"file {path} cannot be read ({exc.strerror})",
-        ) from None
+    text = _read_application_yml(deployment, path)
     merged = merge_client(text, client)
     if merged != text:
         changes.change(
             f"Hermod {path.name}",
             f"allowed-clients '{section.client_id}'",
             "write",
-            lambda: path.write_text(merged, encoding="utf-8"),
+            lambda: _write_application_yml(deployment, path, merged),
             new=f"client-id {section.client_id}, callback-url {section.callback_url}",
         )
+    if merged != text or deployment.state.file(REFRESH_PENDING_FILE).exists():
+        _refresh(deployment, changes, path, manual_steps)
     if changes.apply:
         found = {c.client_id: c for c in parse_clients(path.read_text(encoding="utf-8"), str(path))}
         written_client = found.get(section.client_id)
@@ -131,6 +141,58 @@ def test_client_section_in_application_yml(
         assert written_client.key == key
         assert written_client.callback_url == section.callback_url
         assert written_client.callback_user == section.hermod_user
+
+
+def _read_application_yml(deployment: Deployment, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise errors.SiteError(
+            str(deployment.site.path),
+            "messaging.application_yml",
+            f"file {path} cannot be read ({exc.strerror})",
+        ) from None
+
+
+def _write_application_yml(deployment: Deployment, path: Path, text: str) -> None:
+    if deployment.hermod_refresh() is not None:
+        # Marked before the write: a run that stops between the two still refreshes next time.
+        deployment.state.write(REFRESH_PENDING_FILE, f"{path}\n".encode())
+    path.write_text(text, encoding="utf-8")
+
+
+def _refresh(deployment: Deployment, changes: Changes, path: Path, by_hand: ManualSteps) -> None:
+    """Have Hermod apply the edited file: by the site's refresh, or as a manual step."""
+    refresh = deployment.hermod_refresh()
+    if refresh is None:
+        if changes.apply:
+            deployment.state.file(REFRESH_PENDING_FILE).unlink(missing_ok=True)
+        by_hand.add(
+            f"Refresh Hermod's configuration so that it applies {path} (the site names no "
+            "[messaging] refresh_command or refresh_url); SETUP-406 and CONN-003 prove it was done"
+        )
+        return
+    changes.change(
+        "Hermod configuration",
+        "refresh",
+        "run",
+        lambda: _run_refresh(deployment, refresh),
+        old=f"{path.name} not applied",
+        new=f"applied by {refresh.how}",
+    )
+
+
+def _run_refresh(deployment: Deployment, refresh: Refresh) -> None:
+    result = run_refresh(refresh)
+    outcome = "done" if result.ok else str(result.error)
+    seam.attach_text(
+        "Hermod refresh",
+        f"{refresh.how}\n{outcome} in {result.seconds:.2f} s\n\n{result.output or '(no output)'}",
+    )
+    if result.error is not None:
+        raise result.error
+    deployment.state.file(REFRESH_PENDING_FILE).unlink(missing_ok=True)
+    print(f"Hermod refreshed by {refresh.how} in {result.seconds:.2f} s")
 
 
 def test_messaging_server_configured(
@@ -269,7 +331,9 @@ def test_idm_trusts_hermod(deployment: Deployment, changes: Changes) -> None:
                 assert digest in after, f"{cert.subject.rfc4514_string()} is not trusted"
 
 
-def test_messaging_round_trip_passes(deployment: Deployment, changes: Changes) -> None:
+def test_messaging_round_trip_passes(
+    deployment: Deployment, changes: Changes, manual_steps: ManualSteps
+) -> None:
     """SETUP-406 IDM's Test connection of the messaging server succeeds: IDM -> Hermod with the
     token, and Hermod's callback back to IDM as the hermod user."""
     section = _section(deployment)
@@ -277,6 +341,12 @@ def test_messaging_round_trip_passes(deployment: Deployment, changes: Changes) -
         manual(f"In IDM Admin open Messaging Server '{section.server}' and run Test connection")
     if not changes.apply:
         return
+    if manual_steps.of("SETUP-402"):
+        # Hermod serves its old clients until it is refreshed: the test would fail for that alone.
+        manual(
+            f"Once Hermod's configuration is refreshed (SETUP-402), run setup again or run Test "
+            f"connection of Messaging Server '{section.server}' in IDM Admin"
+        )
     client, _ = deployment.working_admin()
     with client:
         result = client.test_messaging_connection(section.server)

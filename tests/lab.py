@@ -37,10 +37,12 @@ def new_state(folder: Path) -> LabState:
 
 @contextmanager
 def running_lab(
-    state: LabState, *, documented_only: bool = False
+    state: LabState, *, documented_only: bool = False, callback_suffix: str | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`smartid-lab serve` in a subprocess, as users run it; killed at the end."""
     mode = ["--documented-only"] if documented_only else []
+    if callback_suffix is not None:
+        mode += ["--callback-suffix", callback_suffix]
     process = subprocess.Popen(
         [sys.executable, "-m", "smartid.lab", "--state-dir", str(state.path), "serve", *mode],
         stdout=subprocess.DEVNULL,
@@ -80,3 +82,13 @@ def request_counts(state: LabState) -> dict[str, int]:
 def contract_requests(state: LabState) -> int:
     """How many requests the lab's IDM got under the admin contract's path."""
     return sum(n for path, n in request_counts(state).items() if path.startswith("/idm-admin/api/"))
+
+
+def refresh_hermod(state: LabState) -> list[str]:
+    """Have the lab's Hermod apply its application.yml, as an operator refreshes Hermod's
+    configuration after editing the file; the client ids it now serves."""
+    with lab_session(state) as http:
+        answer = http.post(f"{state.endpoints()['hermod']}/util/refresh")
+    assert answer.status_code == 200, answer.text
+    clients: list[str] = answer.json()["clients"]
+    return clients

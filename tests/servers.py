@@ -22,6 +22,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(self.body)
 
+    def do_POST(self) -> None:
+        self.do_GET()
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -30,7 +33,8 @@ class _Handler(BaseHTTPRequestHandler):
 def https_server(
     cert: Path, key: Path, status: int = 200, body: bytes = b'{"ok": true}', tls: bool = True
 ) -> Iterator[int]:
-    """An HTTP(S) server on a free loopback port answering every GET with `status` and `body`."""
+    """An HTTP(S) server on a free loopback port answering every GET and POST with `status` and
+    `body`."""
     handler = type("Handler", (_Handler,), {"status": status, "body": body})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if tls:

@@ -57,7 +57,7 @@ CAUGHT: dict[str, Caught] = {
         "CONN-005", None, ("messaging server 'Smart ID Messaging'", "HTTP 403")
     ),
     "idm-callback-anonymous": Caught(
-        "AUTH-002", None, ("IDM Operator https://", "/ws/hermod/ping", "anonymous")
+        "AUTH-002", None, ("IDM Operator https://", "/ws/hermod/callback/ping", "anonymous")
     ),
 }
 FAILING = sorted(CAUGHT)

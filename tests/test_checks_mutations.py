@@ -31,6 +31,7 @@ from smartid.hermod import HermodClient, generate_key, merge_client, parse_clien
 from smartid.idm import IdmClient
 from smartid.lab.store import Store
 from smartid.masking import Secret
+from tests.lab import refresh_hermod
 from tests.setuplab import CATALOGUE, SetUpLab, explain, faults_on, set_up_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -165,10 +166,12 @@ def hermod_client_changed(lab: SetUpLab) -> Iterator[None]:
         callback_basic_auth=Secret("intruder:Intruder-Passw0rd", "another user"),
     )
     path.write_text(merge_client(original, changed), encoding="utf-8")
+    refresh_hermod(lab.state)
     try:
         yield
     finally:
         path.write_text(original, encoding="utf-8")
+        refresh_hermod(lab.state)
 
 
 def _with_version(package: bytes, version: str) -> bytes:
@@ -254,7 +257,9 @@ MUTATIONS = [
     Mutation(
         "IDM Operator takes anonymous callbacks",
         faults=("idm-callback-anonymous",),
-        expect=(Expect("AUTH-002", ("IDM Operator https://", "/ws/hermod/ping", "anonymous")),),
+        expect=(
+            Expect("AUTH-002", ("IDM Operator https://", "/ws/hermod/callback/ping", "anonymous")),
+        ),
     ),
     Mutation(
         "IDM certificate for another host, Hermod's SHA-1 signed, CM without client certificates",

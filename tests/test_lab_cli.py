@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from smartid.errors import SmartIDError
+from smartid.hermod import HermodClient, generate_key, merge_client
 from smartid.lab.package import PackageObject, write_package
 from smartid.lab.probe import probe
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
+from smartid.masking import Secret
 from tests.helpers import run_suite
 from tests.lab import basic, lab_session, new_state, running_lab
 
@@ -212,3 +214,28 @@ def test_a_lab_on_ports_another_lab_listens_on_is_refused(
     assert done.returncode == 2
     assert f"port {state.ports()['idm']} (idm) of the lab in {other} is in use" in done.stderr
     assert probe(state)
+
+
+def test_hermod_refresh_applies_an_edited_application_yml(
+    serving: tuple[LabState, subprocess.Popen[bytes]],
+) -> None:
+    state, _ = serving
+    client = HermodClient("idm", Secret(generate_key(), "test"), "https://localhost:1/x")
+    state.hermod_config.write_text(merge_client(state.hermod_config.read_text(), client))
+    ping = f"{state.endpoints()['hermod']}/command/ping"
+    headers = {"X-Api-Key": client.api_key.reveal()}
+    with lab_session(state) as http:
+        assert http.post(ping, headers=headers, json={}).status_code == 401
+        done = _cli(state, "hermod-refresh")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().endswith("(clients: idm)")
+        assert http.post(ping, headers=headers, json={}).status_code == 202
+
+
+def test_hermod_refresh_of_a_stopped_lab_says_so_in_one_line(tmp_path: Path) -> None:
+    state = new_state(tmp_path / "lab")
+    done = _cli(state, "hermod-refresh")
+    assert done.returncode == 3
+    assert done.stderr.startswith("smartid-lab: Hermod did not refresh: https://localhost:")
+    assert done.stderr.strip().endswith("connection refused")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -22,7 +22,7 @@ from smartid.idm import IdmClient
 from smartid.lab.faults import FAULTS, FaultSet
 from smartid.lab.state import LabState
 from smartid.masking import Secret
-from tests.lab import basic, lab_session, new_state, running_lab
+from tests.lab import basic, lab_session, new_state, refresh_hermod, running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -63,6 +63,7 @@ def _configure_hermod_client(state: LabState, password: str) -> HermodClient:
     )
     config = state.hermod_config
     config.write_text(merge_client(config.read_text(), client))
+    assert "idm" in refresh_hermod(state)
     return client
 
 
@@ -229,7 +230,7 @@ def _cm_without_certificate(state: LabState) -> str:
 
 def _callback(state: LabState, user: str | None) -> str:
     headers = basic(user, state.secrets()["hermod_password"]) if user else {}
-    url = f"{state.endpoints()['idm_operator']}/ws/hermod/ping"
+    url = f"{state.endpoints()['idm_operator']}/ws/hermod/callback/ping"
     with lab_session(state) as http:
         try:
             response = http.post(url, json={"commandId": "observe"}, headers=headers)

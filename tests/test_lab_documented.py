@@ -90,7 +90,7 @@ def test_a_package_goes_up_through_idm_operators_deploy_api(documented: LabState
 def test_the_hermod_callback_endpoint_demands_the_hermod_user(documented: LabState) -> None:
     with lab_session(documented) as http:
         anonymous = http.post(
-            _url(documented, "/idm-operator/ws/hermod/ping"), json={"commandId": "c1"}
+            _url(documented, "/idm-operator/ws/hermod/callback/ping"), json={"commandId": "c1"}
         )
     assert anonymous.status_code == 401
 

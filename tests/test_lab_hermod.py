@@ -1,6 +1,6 @@
 """The lab's Hermod, served over real HTTPS: it prints client sections, accepts a ping only with an
 allowed client's X-Api-Key, really calls that client back over verified TLS and tells how it went,
-and follows application.yml as it changes."""
+and applies an edited application.yml only when its configuration is refreshed."""
 
 from __future__ import annotations
 
@@ -138,6 +138,12 @@ class _Hermod:
         answer: dict[str, Any] = self.http.get(f"{self.base}/util/config-status").json()
         return answer
 
+    def refresh(self, expected: int = 200) -> dict[str, Any]:
+        response = self.http.post(f"{self.base}/util/refresh")
+        assert response.status_code == expected, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
 
 def _write(path: Path, text: str) -> None:
     # A new file replaces the old, as editors and the setup step do: a new inode every time.
@@ -181,17 +187,21 @@ def hermod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Hermod]:
             text = merge_client(text, client)
         _write(lab.config_path, text)
         base = f"https://localhost:{port}/hermod/rest"
-        yield _Hermod(lab, base, pki.ca_bundle, http, operator, {c.client_id: c for c in clients})
+        hermod = _Hermod(
+            lab, base, pki.ca_bundle, http, operator, {c.client_id: c for c in clients}
+        )
+        hermod.refresh()
+        yield hermod
 
 
 @pytest.fixture
 def config_restored(hermod: _Hermod) -> Iterator[Path]:
-    """application.yml, put back as it was after the test (and re-read by Hermod)."""
+    """application.yml, put back as it was after the test (and applied by Hermod)."""
     path = hermod.lab.config_path
     original = path.read_text()
     yield path
     _write(path, original)
-    assert hermod.status()["error"] is None
+    assert hermod.refresh()["error"] is None
 
 
 def test_generateclient_prints_a_section_with_a_fresh_key(hermod: _Hermod) -> None:
@@ -228,11 +238,11 @@ def test_ping_is_called_back_with_the_clients_basic_auth(hermod: _Hermod) -> Non
         "state": "delivered",
         "status": 200,
         "reason": None,
-        "callbackUrl": hermod.clients["idm"].callback_url,
+        "callbackUrl": f"{hermod.clients['idm'].callback_url}/callback/ping",
     }
     [call] = [c for c in hermod.operator.calls if c.body.get("commandId") == command_id]
     token = base64.b64encode(f"hermod:{HERMOD_PASSWORD}".encode()).decode()
-    assert call.path == f"{OPERATOR_PATH}/ping"
+    assert call.path == f"{OPERATOR_PATH}/callback/ping"
     assert call.authorization == f"Basic {token}"
     assert call.body == {"commandId": command_id, "type": "ping", "status": "OK"}
 
@@ -358,12 +368,17 @@ def test_a_larger_body_is_refused_before_it_is_read(hermod: _Hermod, chunked: bo
         connection.close()
 
 
-def test_a_changed_file_is_read_again(hermod: _Hermod, config_restored: Path) -> None:
+def test_an_edited_file_is_applied_only_on_refresh(hermod: _Hermod, config_restored: Path) -> None:
     late = _new_client("late", hermod.clients["idm"].callback_url or "", None)
-    assert "late" not in hermod.status()["clients"]
-    _write(config_restored, merge_client(config_restored.read_text(), late))
     hermod.clients["late"] = late
-    assert "late" in hermod.status()["clients"]
+    _write(config_restored, merge_client(config_restored.read_text(), late))
+    status = hermod.status()
+    assert "late" not in status["clients"]
+    assert status["changed"] is True
+    response = hermod.http.post(f"{hermod.base}/command/ping", headers=hermod.key("late"), json={})
+    assert response.status_code == 401, "Hermod applied the edit before a refresh"
+    assert "late" in hermod.refresh()["clients"]
+    assert hermod.status()["changed"] is False
     assert hermod.outcome("late", hermod.ping("late"))["state"] == "delivered"
 
 
@@ -375,6 +390,7 @@ def test_a_malformed_file_keeps_the_last_good_clients(
         config_restored,
         config_restored.read_text().replace("  - client-id: da", "\t- client-id: da"),
     )
+    refused = hermod.refresh(expected=422)
     after = hermod.status()
     assert after["clients"] == before["clients"]
     assert after["loaded"] == before["loaded"]
@@ -382,4 +398,15 @@ def test_a_malformed_file_keeps_the_last_good_clients(
         r"application\.yml line \d+, column 1: found character '\\t' that cannot start any token",
         after["error"],
     )
+    assert refused["detail"] == after["error"]
     assert hermod.ping("da")
+
+
+def test_a_suffix_other_than_the_default_is_appended_to_the_callback_url(
+    hermod: _Hermod, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hermod.lab, "callback_suffix", "/in/<type>/now")
+    command_id = hermod.ping("idm")
+    assert hermod.outcome("idm", command_id)["state"] == "delivered"
+    [call] = [c for c in hermod.operator.calls if c.body.get("commandId") == command_id]
+    assert call.path == f"{OPERATOR_PATH}/in/ping/now"

@@ -22,48 +22,14 @@ import pytest
 from smartid.cm.connection_zip import PROPERTIES, pkcs12_encryption
 from smartid.hermod import merge_client, parse_clients
 from smartid.lab.faults import FaultSet
-from smartid.lab.state import LabState
 from smartid.lab.store import Store
-from tests.helpers import ROOT, Run, run_suite
-from tests.lab import new_state, running_lab
+from tests.helpers import ROOT, Run
+from tests.lab import new_state, refresh_hermod, running_lab
+from tests.setuprun import LAB_SITE, Lab, summary
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
-LAB_SITE = (ROOT / "sites" / "lab.toml").read_text()
 GUIDE_STEPS = 22
-
-
-class Lab:
-    """A running factory lab and a way to run the suite against it."""
-
-    def __init__(self, state: LabState, tmp: Path) -> None:
-        self.state = state
-        self.tmp = tmp
-        self.env = {
-            "SMARTID_LAB_STATE": str(state.path),
-            "SMARTID_STATE": str(tmp / "site-state"),
-            "SMARTID_REPORTS": str(tmp / "reports"),
-        }
-
-    def writes(self) -> int:
-        return Store(self.state.database).audit_count()
-
-    def site(self, text: str, name: str = "variant") -> Path:
-        path = self.tmp / f"{name}.toml"
-        path.write_text(text)
-        return path
-
-    def run(self, *args: str, site: Path | None = None) -> Run:
-        extra = (f"--site={site}",) if site else ()
-        done = run_suite("-m", "setup", *extra, *args, env=self.env)
-        secrets = self.state.secrets().values()
-        leaked = [s for s in secrets if s in done.output]
-        assert not leaked, "a secret of the lab site was printed"
-        return done
-
-    def plan(self) -> dict[str, object]:
-        document: dict[str, object] = json.loads((self.tmp / "reports" / "plan.json").read_text())
-        return document
 
 
 @pytest.fixture
@@ -71,16 +37,6 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     state = new_state(tmp_path / "lab")
     with running_lab(state):
         yield Lab(state, tmp_path)
-
-
-def _summary(run: Run) -> dict[str, str]:
-    """Step id -> outcome, from the suite's "Smart ID setup" section."""
-    steps = {}
-    for line in run.stdout.splitlines():
-        match = re.match(r"^(SETUP-\d{3}(?:\[[^\]]*\])?): (\S.*)$", line)
-        if match:
-            steps[match.group(1)] = match.group(2)
-    return steps
 
 
 def test_plan_on_factory_lab_lists_every_change_and_writes_nothing(lab: Lab) -> None:
@@ -127,7 +83,7 @@ def test_setup_passes_then_a_second_run_writes_nothing(lab: Lab) -> None:
     second = lab.run()
     assert second.returncode == 0, second.output
     assert lab.writes() == writes, "the second run wrote to IDM"
-    outcomes = _summary(second)
+    outcomes = summary(second)
     assert len(outcomes) == GUIDE_STEPS
     assert set(outcomes.values()) == {"unchanged"}
 
@@ -207,17 +163,21 @@ def test_officer_keystore_with_wrong_password_fails_the_ca_step(lab: Lab) -> Non
 )
 def test_hermod_fault_fails_the_step_that_meets_it(lab: Lab, fault: str, observed: str) -> None:
     """The key is made without Hermod (SETUP-401); the first step that meets Hermod is the
-    messaging round trip, which fails with what it saw, and the steps after it are blocked."""
+    refresh after application.yml is written (SETUP-402), which fails with one sentence naming
+    the refresh URL and what it saw, and the steps after it are blocked."""
     FaultSet(lab.state.path).switch(fault, True)
     time.sleep(1)
     run = lab.run()
     assert run.returncode == 1
-    assert "SETUP-406" in run.output
-    assert observed in run.output
-    outcomes = _summary(run)
+    url = f"{lab.state.endpoints()['hermod']}/util/refresh"
+    [failure] = [line for line in run.output.splitlines() if line.startswith("SETUP-402: H")]
+    assert failure.startswith(f"SETUP-402: Hermod refresh URL {url}: ")
+    assert observed in failure
+    outcomes = summary(run)
     assert outcomes["SETUP-401"] == "changed"
-    assert outcomes["SETUP-406"] == "failed"
-    assert all(outcome == "skipped" for step, outcome in outcomes.items() if step >= "SETUP-5")
+    assert outcomes["SETUP-402"] == "failed"
+    assert all(outcome == "skipped" for step, outcome in outcomes.items() if step > "SETUP-402")
+    assert "blocked by SETUP-402" in run.output
     assert "Traceback" not in run.output
 
 
@@ -245,14 +205,14 @@ def test_interrupted_run_converges(lab: Lab) -> None:
     run = lab.run()
     assert run.returncode == 0, run.output
     assert lab.run().returncode == 0
-    assert set(_summary(lab.run()).values()) == {"unchanged"}
+    assert set(summary(lab.run()).values()) == {"unchanged"}
 
 
 def test_without_admin_contract_steps_are_manual_and_the_run_carries_on(lab: Lab) -> None:
     site = lab.site(LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n'))
     run = lab.run(site=site)
     assert run.returncode == 0, run.output
-    outcomes = _summary(run)
+    outcomes = summary(run)
     manual = [step for step, outcome in outcomes.items() if outcome.startswith("manual")]
     assert "SETUP-101" in {step.split("[")[0] for step in manual}
     assert "Home > User Administration" in run.output
@@ -276,6 +236,7 @@ def test_without_application_yml_the_section_is_written_and_the_round_trip_decid
     client = parse_clients(wrapped)[0]
     config = lab.state.hermod_config
     config.write_text(merge_client(config.read_text(), client))
+    refresh_hermod(lab.state)
     again = lab.run(site=site)
     assert again.returncode == 0, again.output
 

@@ -20,6 +20,12 @@ admin_url = "https://idm.test:8443/idm-admin"
 operator_url = "https://idm.test:8443/idm-operator"
 """
 
+MESSAGING = (
+    REMOTE_HEAD
+    + 'admin_password = { env = "P" }\n[messaging]\nurl = "https://h:20400/hermod/rest"\n'
+    + 'callback_url = "https://i/idm-operator/ws/hermod"\nhermod_password = { env = "P" }\n'
+)
+
 # (id, site text, files to create beside it, environment, key named, words of the problem)
 BAD_SITES = [
     ("not-toml", 'target = "remote"\n[idm\n', {}, {}, None, "not valid TOML"),
@@ -62,6 +68,91 @@ BAD_SITES = [
         "messaging.generateclient_url",
         "must end with /util/generateclient",
     ),
+    *[
+        (
+            case_id,
+            MESSAGING + tail,
+            {},
+            {"P": SECRET},
+            key,
+            problem,
+        )
+        for case_id, tail, key, problem in [
+            (
+                "refresh-command-and-url",
+                'refresh_command = ["systemctl", "reload", "hermod"]\n'
+                'refresh_url = "https://h:20400/hermod/rest/util/refresh"\n',
+                "messaging",
+                "'refresh_command' and 'refresh_url' are two ways to refresh Hermod: give one",
+            ),
+            (
+                "refresh-url-http-over-the-network",
+                'refresh_url = "http://hermod.example:20400/hermod/rest/util/refresh"\n',
+                "messaging.refresh_url",
+                "may be http:// only on the Hermod host itself",
+            ),
+            (
+                "refresh-url-not-a-url",
+                'refresh_url = "ftp://h/refresh"\n',
+                "messaging.refresh_url",
+                "must be an https:// URL",
+            ),
+            (
+                "refresh-url-lab-placeholder-on-remote",
+                'refresh_url = "{lab_hermod}/util/refresh"\n',
+                "messaging.refresh_url",
+                "uses {lab_hermod} but the site's target is not the lab",
+            ),
+            (
+                "refresh-command-a-string",
+                'refresh_command = "systemctl reload hermod"\n',
+                "messaging.refresh_command",
+                "must be an argument list",
+            ),
+            (
+                "refresh-command-empty",
+                "refresh_command = []\n",
+                "messaging.refresh_command",
+                "must name the program to run",
+            ),
+            (
+                "refresh-command-not-strings",
+                'refresh_command = ["systemctl", 1]\n',
+                "messaging.refresh_command[1]",
+                "valid string",
+            ),
+            (
+                "refresh-timeout-zero",
+                "refresh_timeout = 0\n",
+                "messaging.refresh_timeout",
+                "greater than 0",
+            ),
+            (
+                "refresh-timeout-a-string",
+                'refresh_timeout = "a minute"\n',
+                "messaging.refresh_timeout",
+                "valid number",
+            ),
+            (
+                "callback-suffix-without-type",
+                'callback_suffix = "/callback"\n',
+                "messaging.callback_suffix",
+                "must hold <type> once",
+            ),
+            (
+                "callback-suffix-not-a-path",
+                'callback_suffix = "callback/<type>?x=1"\n',
+                "messaging.callback_suffix",
+                "must be a URL path such as '/callback/<type>'",
+            ),
+            (
+                "callback-suffix-climbs-up",
+                'callback_suffix = "/../<type>"\n',
+                "messaging.callback_suffix",
+                "must be a URL path",
+            ),
+        ]
+    ],
     (
         "lab-section-on-remote",
         REMOTE_HEAD + 'admin_password = { env = "P" }\n[lab]\ndocumented_only = true\n',
@@ -285,3 +376,40 @@ def test_default_password_probe_follows_target(tmp_path: Path) -> None:
 
 def test_secret_error_is_a_site_error() -> None:
     assert issubclass(SecretError, SiteError)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "endpoint"),
+    [
+        pytest.param(None, "https://i/idm-operator/ws/hermod/callback/ping", id="default"),
+        pytest.param("/<type>", "https://i/idm-operator/ws/hermod/ping", id="type-only"),
+        pytest.param("/cb/<type>/in", "https://i/idm-operator/ws/hermod/cb/ping/in", id="inside"),
+    ],
+)
+def test_the_callback_endpoint_is_callback_url_and_suffix(
+    tmp_path: Path, suffix: str | None, endpoint: str
+) -> None:
+    line = f'callback_suffix = "{suffix}"\n' if suffix else ""
+    site = parse_site(_write(tmp_path, MESSAGING + line, {}))
+    assert site.messaging is not None
+    assert site.messaging.callback_endpoint("ping") == endpoint
+
+
+def test_refresh_settings_have_their_defaults(tmp_path: Path) -> None:
+    site = parse_site(_write(tmp_path, MESSAGING, {}))
+    assert site.messaging is not None
+    assert (site.messaging.refresh_command, site.messaging.refresh_url) == (None, None)
+    assert site.messaging.refresh_timeout == 60.0
+    assert site.messaging.callback_suffix == "/callback/<type>"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param('refresh_command = ["systemctl", "reload", "hermod"]', id="command"),
+        pytest.param('refresh_url = "https://h:20400/hermod/rest/util/refresh"', id="https"),
+        pytest.param('refresh_url = "http://127.0.0.1:20400/hermod/rest/util/refresh"', id="lo"),
+    ],
+)
+def test_one_way_to_refresh_hermod_is_accepted(tmp_path: Path, line: str) -> None:
+    assert parse_site(_write(tmp_path, MESSAGING + line + "\n", {})).messaging is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from smartid import errors
 from smartid.hermod import HermodClient, HermodConfigError, parse_clients
+from smartid.hermod.refresh import Refresh
 from smartid.http import Timeouts
 from smartid.idm import IdmClient
 from smartid.masking import MASKER, Secret
@@ -133,3 +134,16 @@ class Deployment:
         )
         MASKER.register(client.api_key)
         return client
+
+    def hermod_refresh(self) -> Refresh | None:
+        """How Hermod is made to apply application.yml, as the site says; None: by hand."""
+        messaging = self.site.messaging
+        if messaging is None or (messaging.refresh_command is None and not messaging.refresh_url):
+            return None
+        return Refresh(
+            command=tuple(messaging.refresh_command) if messaging.refresh_command else None,
+            url=messaging.refresh_url,
+            timeout=messaging.refresh_timeout,
+            connect_timeout=self.site.tls.connect_timeout,
+            ca_bundle=Path(messaging.ca_bundle) if messaging.ca_bundle else None,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ from cryptography import x509
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 LAB_STATE_PLACEHOLDER = "{lab_state}"
+LAB_HERMOD_PLACEHOLDER = "{lab_hermod}"
 
 
 def _https_url(value: str) -> str:
@@ -69,6 +72,20 @@ def _https_url(value: str) -> str:
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 
 
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _https_or_loopback_http(value: str, what: str) -> str:
+    """An https:// URL, or an http:// one to a loopback address only: no secret or command
+    crosses a network in clear text."""
+    parts = urlsplit(value)
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ValueError(f"may be http:// only on {what} (got '{value}')")
+    if parts.scheme == "http":
+        return value.rstrip("/")
+    return _https_url(value)
+
+
 def _generateclient_url(value: str) -> str:
     """Hermod's generateclient page is served over plain HTTP on the Hermod host itself (vendor),
     so this one URL may be http://, but only to a loopback address: no key crosses a network
@@ -78,14 +95,72 @@ def _generateclient_url(value: str) -> str:
         raise ValueError(
             f"must end with /util/generateclient, the client id follows (got '{value}')"
         )
-    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
-        raise ValueError(f"may be http:// only on the Hermod host itself (got '{value}')")
-    if parts.scheme == "http":
-        return value.rstrip("/")
-    return _https_url(value)
+    return _https_or_loopback_http(value, "the Hermod host itself")
 
 
 GenerateClientUrl = Annotated[str, AfterValidator(_generateclient_url)]
+
+
+def _refresh_url(value: str, info: ValidationInfo) -> str:
+    """The URL that makes Hermod apply application.yml: https://, http:// on loopback only, as
+    for the generateclient page; `{lab_hermod}` stands for the lab Hermod's REST base (lab sites
+    only), which the lab fills in once it knows its port."""
+    if value.startswith(LAB_HERMOD_PLACEHOLDER):
+        if (info.context or {}).get("lab_state") is None:
+            raise ValueError(f"uses {LAB_HERMOD_PLACEHOLDER} but the site's target is not the lab")
+        rest = value.removeprefix(LAB_HERMOD_PLACEHOLDER)
+        if not rest.startswith("/"):
+            raise ValueError(
+                f"must go on with a path after {LAB_HERMOD_PLACEHOLDER} (got '{value}')"
+            )
+        return value
+    return _https_or_loopback_http(value, "the Hermod host itself")
+
+
+RefreshUrl = Annotated[str, AfterValidator(_refresh_url)]
+
+COMMAND_TYPE_PLACEHOLDER = "<type>"
+# What Hermod appends to a client's callback-url: inferred from the API overview, which lists the
+# callbacks as POST /rest/callback/{provision,certificate,authenticate,sign,ping} (docs/vendor.md).
+DEFAULT_CALLBACK_SUFFIX = "/callback/<type>"
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _callback_suffix(value: str) -> str:
+    if value.count(COMMAND_TYPE_PLACEHOLDER) != 1:
+        raise ValueError(
+            f"must hold {COMMAND_TYPE_PLACEHOLDER} once, where the command type goes "
+            f"(got '{value}')"
+        )
+    segments = value.replace(COMMAND_TYPE_PLACEHOLDER, "type").split("/")
+    if segments[0] or any(
+        not _PATH_SEGMENT.fullmatch(part) or part in (".", "..") for part in segments[1:]
+    ):
+        raise ValueError(
+            "must be a URL path such as '/callback/<type>': '/' first, then segments of "
+            f"letters, digits, '.', '_', '~' or '-' (got '{value}')"
+        )
+    return value
+
+
+CallbackSuffix = Annotated[str, AfterValidator(_callback_suffix)]
+
+
+def _refresh_command(value: Any) -> Any:
+    """An argument list, run without a shell: a string would need a shell to split it."""
+    if isinstance(value, str):
+        raise ValueError(
+            'must be an argument list such as ["systemctl", "reload", "hermod"], run without a '
+            "shell (got a string)"
+        )
+    if isinstance(value, list) and not value:
+        raise ValueError("must name the program to run (got an empty list)")
+    if isinstance(value, list) and isinstance(value[0], str) and not value[0].strip():
+        raise ValueError("must name the program to run first (got an empty program name)")
+    return value
+
+
+RefreshCommand = Annotated[list[str], BeforeValidator(_refresh_command)]
 
 
 def _site_path(value: str, info: ValidationInfo) -> Path:
@@ -196,6 +271,28 @@ class MessagingSection(_TlsTarget):
     application_yml: SitePath | None = None
     # Hermod's generateclient page, without the client id; without it the key is made locally.
     generateclient_url: GenerateClientUrl | None = None
+    # How setup makes Hermod apply application.yml after writing it: a command (no shell) or a
+    # URL to POST; with neither, the refresh is a manual step.
+    refresh_command: RefreshCommand | None = None
+    refresh_url: RefreshUrl | None = None
+    refresh_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # What Hermod appends to callback-url; <type> is the command type (ping, provision, ...).
+    callback_suffix: CallbackSuffix = DEFAULT_CALLBACK_SUFFIX
+
+    @model_validator(mode="after")
+    def _one_refresh(self) -> MessagingSection:
+        if self.refresh_command is not None and self.refresh_url is not None:
+            raise ValueError(
+                "'refresh_command' and 'refresh_url' are two ways to refresh Hermod: give one"
+            )
+        return self
+
+    def callback_endpoint(self, command_type: str) -> str | None:
+        """Where Hermod posts the callback of a command of this type: callback_url + suffix."""
+        if self.callback_url is None:
+            return None
+        suffix = self.callback_suffix.replace(COMMAND_TYPE_PLACEHOLDER, command_type)
+        return self.callback_url.rstrip("/") + suffix
 
 
 class Binding(_Model):

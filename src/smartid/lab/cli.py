@@ -39,10 +39,10 @@ def status(state: LabState) -> dict[str, Any]:
     }
 
 
-def _serve(state: LabState, *, documented_only: bool) -> int:
+def _serve(state: LabState, *, documented_only: bool, callback_suffix: str | None) -> int:
     from smartid.lab.server import LabServer  # the web stack, only when serving
 
-    server = LabServer(state, documented_only=documented_only)
+    server = LabServer(state, documented_only=documented_only, callback_suffix=callback_suffix)
     started = time.monotonic()
     server.start()
     endpoints = state.endpoints()
@@ -67,6 +67,40 @@ def _serve(state: LabState, *, documented_only: bool) -> int:
     return 0
 
 
+def _callback_suffix(value: str) -> str:
+    if not value.startswith("/") or value.count("<type>") != 1:
+        raise argparse.ArgumentTypeError(
+            f"a callback suffix starts with '/' and holds <type> once (got '{value}')"
+        )
+    return value
+
+
+def _refresh_hermod(state: LabState) -> int:
+    """POST the running lab Hermod's util/refresh: it applies application.yml as it is now."""
+    from smartid.lab import outbound  # requests, only for this command
+
+    url = f"{state.endpoints()['hermod']}/util/refresh"
+    try:
+        answer = outbound.call("POST", url, trust=state.pki.ca_bundle, timeout=10.0)
+    except outbound.CallFailed as exc:
+        print(f"smartid-lab: Hermod did not refresh: {exc}", file=sys.stderr)
+        return 3
+    try:
+        document = answer.json()
+    except ValueError:
+        document = {}
+    if answer.status != 200:
+        detail = document.get("detail") if isinstance(document, dict) else None
+        print(
+            f"smartid-lab: Hermod did not refresh: {detail or f'HTTP {answer.status}'}",
+            file=sys.stderr,
+        )
+        return 2
+    clients = ", ".join(document.get("clients", [])) or "none"
+    print(f"smartid-lab: Hermod applied {state.hermod_config} (clients: {clients})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smartid-lab", description=__doc__)
     parser.add_argument(
@@ -82,6 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="IDM serves only what Nexus documents (deploy API, Hermod callback); "
         "the admin contract answers 404, as a real IDM's does",
     )
+    serve_parser.add_argument(
+        "--callback-suffix",
+        type=_callback_suffix,
+        default=None,
+        help="what Hermod appends to a client's callback-url, <type> the command type, and "
+        "where IDM Operator takes the callbacks (default: /callback/<type>)",
+    )
+    commands.add_parser(
+        "hermod-refresh",
+        help="have the running lab's Hermod apply hermod/application.yml "
+        "(its 'refresh configuration'; an edited file is not applied before)",
+    )
     commands.add_parser("reset", help="return the lab to factory state")
     status_parser = commands.add_parser("status", help="show whether the lab runs, and where")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -95,14 +141,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = LabState(resolve_state_dir(args.state_dir or os.environ.get("SMARTID_LAB_STATE")))
     try:
         if args.command == "serve":
-            return _serve(state, documented_only=args.documented_only)
+            return _serve(
+                state, documented_only=args.documented_only, callback_suffix=args.callback_suffix
+            )
+        if args.command == "hermod-refresh":
+            return _refresh_hermod(state)
         if args.command == "reset":
             state.ensure()
             factory.reset(Store(state.database))
             state.reset_hermod()
             FaultSet(state.path).clear()
             print(f"smartid-lab: {state.path} is back to factory state")
-            return 0
+            # A running Hermod applies its factory file as an operator would: by a refresh.
+            return _refresh_hermod(state) if probe(state) else 0
         if args.command == "faults":
             on = FaultSet(state.path).active()
             for name, description in FAULTS.items():

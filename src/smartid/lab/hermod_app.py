@@ -2,12 +2,16 @@
 
 Vendor-documented part (docs/vendor.md): `GET util/generateclient/{id}` prints a client
 section; `POST command/ping` with `X-Api-Key: base64(client-id:key)` is accepted for an allowed
-client, and Hermod then POSTs `{callback-url}/ping` with the client's callback basic auth,
-verifying the server against its own trust store. The lab's own part: `GET command/{id}` reads
-back how that callback went, and `GET util/config-status` tells what application.yml gave.
+client, and Hermod then POSTs the callback to the client's callback-url plus the callback suffix
+(`/callback/<type>` unless the lab is told otherwise: our reading of the API overview) with the
+client's callback basic auth, verifying the server against its own trust store. The lab's own
+part: `GET command/{id}` reads back how that callback went, `GET util/config-status` tells what
+application.yml gave, and `POST util/refresh` is the lab's "refresh configuration".
 
-application.yml is re-read when it changes, as Hermod's "refresh configuration" does; a file that
-does not parse leaves the last good configuration in force, as a running server would.
+application.yml is read at start-up and then only on `POST util/refresh`, as the product applies
+an edited file only once its configuration is refreshed: until then Hermod serves the clients it
+last loaded. A file that does not parse leaves the last good configuration in force, as a running
+server would, and the refresh answers 422 with the reason.
 """
 
 from __future__ import annotations
@@ -36,9 +40,17 @@ from smartid.lab import outbound
 from smartid.lab.web import bounded_body
 from smartid.masking import Secret
 
-__all__ = ["BASE_PATH", "MAX_COMMAND_BYTES", "HermodLab", "create_hermod_app"]
+__all__ = [
+    "BASE_PATH",
+    "DEFAULT_CALLBACK_SUFFIX",
+    "MAX_COMMAND_BYTES",
+    "HermodLab",
+    "create_hermod_app",
+]
 
 BASE_PATH = "/hermod/rest"
+# What the lab's Hermod appends to a client's callback-url; <type> is the command type.
+DEFAULT_CALLBACK_SUFFIX = "/callback/<type>"
 MAX_COMMAND_BYTES = 64 * 1024
 # The product prints this placeholder for the operator to replace with the IDM hermod user.
 _PLACEHOLDER_BASIC_AUTH = "username:password"
@@ -65,6 +77,7 @@ class HermodLab:
     truststore: Path
     public_url: str
     callback_timeout: float = 5.0
+    callback_suffix: str = DEFAULT_CALLBACK_SUFFIX
     # Fault hook: while it answers True, Hermod sends no callbacks.
     refuse_callbacks: Callable[[], bool] = field(default=_never)
 
@@ -93,30 +106,38 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     except OSError:
-        # Unreadable: reading it once records why; it is tried again when that changes.
         return (-1, -1, -1)
     return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 class _Configuration:
-    """application.yml as last read; re-read when its (mtime, size, inode) changes."""
+    """application.yml as last applied: read when Hermod starts and on each refresh."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | Literal["unread"] | None = "unread"
         self._snapshot = _Snapshot({}, datetime.now(UTC), None)
+        self._stamp: tuple[int, int, int] | None = None
+        self.refresh()
 
     def current(self) -> _Snapshot:
-        stamp = _stamp(self._path)
         with self._lock:
-            if stamp != self._stamp:
-                self._snapshot = self._read(stamp)
-                self._stamp = stamp
             return self._snapshot
 
-    def _read(self, stamp: tuple[int, int, int] | None) -> _Snapshot:
-        if stamp is None:
+    def changed_since_refresh(self) -> bool:
+        """Whether the file on disk is not the one last read (an edit not yet applied)."""
+        with self._lock:
+            return _stamp(self._path) != self._stamp
+
+    def refresh(self) -> _Snapshot:
+        """Read the file again; a file that does not parse keeps the last good clients."""
+        with self._lock:
+            self._stamp = _stamp(self._path)
+            self._snapshot = self._read()
+            return self._snapshot
+
+    def _read(self) -> _Snapshot:
+        if self._stamp is None:
             return _Snapshot({}, datetime.now(UTC), None)
         try:
             text = self._path.read_text(encoding="utf-8")
@@ -179,8 +200,8 @@ class _Commands:
         self._lock = threading.Lock()
         self._commands: OrderedDict[str, _Command] = OrderedDict()
 
-    def add(self, client: HermodClient, command_type: str) -> _Command:
-        command = _Command(str(uuid.uuid4()), client.client_id, command_type, client.callback_url)
+    def add(self, client: HermodClient, command_type: str, callback_url: str | None) -> _Command:
+        command = _Command(str(uuid.uuid4()), client.client_id, command_type, callback_url)
         with self._lock:
             self._commands[command.command_id] = command
             while len(self._commands) > _KEPT_COMMANDS:
@@ -207,7 +228,7 @@ def _call_back(
     status, reason)."""
     if lab.refuse_callbacks():
         return "unreachable", None, "callbacks disabled (fault)"
-    if client.callback_url is None:
+    if command.callback_url is None:
         return "unreachable", None, "the client has no callback-url"
     if not lab.truststore.is_file():
         return (
@@ -215,7 +236,7 @@ def _call_back(
             None,
             f"Hermod's truststore {lab.truststore} is missing: it trusts no one",
         )
-    url = f"{client.callback_url.rstrip('/')}/{command.type}"
+    url = command.callback_url
     auth = None
     if client.callback_basic_auth is not None:
         user, _, password = client.callback_basic_auth.reveal().partition(":")
@@ -235,6 +256,14 @@ def _call_back(
     if 200 <= answer.status < 300:
         return "delivered", answer.status, None
     return "refused", answer.status, f"HTTP {answer.status}"
+
+
+def _callback_url(lab: HermodLab, client: HermodClient, command_type: str) -> str | None:
+    """The client's callback-url with the callback suffix for this command type."""
+    if client.callback_url is None:
+        return None
+    suffix = lab.callback_suffix.replace("<type>", command_type)
+    return client.callback_url.rstrip("/") + suffix
 
 
 def _deliver(lab: HermodLab, commands: _Commands, client: HermodClient, command: _Command) -> None:
@@ -287,7 +316,20 @@ def create_hermod_app(lab: HermodLab) -> FastAPI:
 
     @app.get(f"{BASE_PATH}/util/config-status", tags=["lab"], summary="What application.yml gave")
     def config_status() -> dict[str, Any]:
-        return config.current().as_json()
+        return {**config.current().as_json(), "changed": config.changed_since_refresh()}
+
+    @app.post(
+        f"{BASE_PATH}/util/refresh",
+        tags=["lab"],
+        summary="Refresh configuration: apply application.yml as it is now (the lab's own)",
+    )
+    def refresh() -> JSONResponse:
+        snapshot = config.refresh()
+        if snapshot.error is not None:
+            # The last good clients stay in force; the caller learns why the file was not applied.
+            return JSONResponse({"detail": snapshot.error, **snapshot.as_json()}, status_code=422)
+        _log.info("Hermod applied application.yml: clients %s", ", ".join(snapshot.clients))
+        return JSONResponse(snapshot.as_json())
 
     @app.post(
         f"{BASE_PATH}/command/ping",
@@ -300,7 +342,7 @@ def create_hermod_app(lab: HermodLab) -> FastAPI:
     ) -> JSONResponse:
         client = await run_in_threadpool(_authenticate, config, api_key)
         await bounded_body(request, MAX_COMMAND_BYTES)
-        command = commands.add(client, "ping")
+        command = commands.add(client, "ping", _callback_url(lab, client, "ping"))
         threading.Thread(
             target=_deliver,
             args=(lab, commands, client, command),

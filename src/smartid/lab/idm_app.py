@@ -30,11 +30,13 @@ from smartid.lab.package import PackageRejected, read_package
 from smartid.lab.store import Store
 from smartid.lab.web import basic_credentials, bounded_body, unauthorized
 
-__all__ = ["MAX_UPLOAD_BYTES", "IdmLab", "create_idm_app"]
+__all__ = ["HERMOD_CALLBACK_BASE", "MAX_UPLOAD_BYTES", "IdmLab", "create_idm_app"]
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 ADMIN_ROLE = "Administrator"
 HERMOD_ROLE = "Hermod callback"
+# IDM Operator's base for Hermod's callbacks: the callback-url a lab site gives Hermod.
+HERMOD_CALLBACK_BASE = "/idm-operator/ws/hermod"
 DEFAULT_TENANT = 1
 REALM = "Identity Manager"
 CONTRACT_PREFIX = "/idm-admin/api/"
@@ -87,6 +89,13 @@ class IdmLab:
     faults: FaultSet | None = None
     documented_only: bool = False
     requests: RequestCounts = field(default_factory=RequestCounts)
+    # Where Hermod's callbacks arrive under HERMOD_CALLBACK_BASE: the suffix the lab's Hermod
+    # appends to the callback-url, <type> standing for the command type.
+    callback_suffix: str = "/callback/<type>"
+
+    @property
+    def hermod_callback_path(self) -> str:
+        return HERMOD_CALLBACK_BASE + self.callback_suffix.replace("<type>", "{command}")
 
     def fault(self, name: str) -> bool:
         return self.faults is not None and self.faults.is_on(name)
@@ -192,7 +201,7 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
         return JSONResponse(result.as_json())
 
     @app.post(
-        "/idm-operator/ws/hermod/{command}",
+        lab.hermod_callback_path,
         tags=["operator"],
         summary="Smart ID Messaging callback (HTTP Basic of the hermod user)",
     )

@@ -25,7 +25,7 @@ from filelock import FileLock, Timeout
 from smartid.errors import LabError
 from smartid.lab.cm_server import CMServer, CMSettings
 from smartid.lab.faults import FaultSet, ListenerSettings, listener_settings
-from smartid.lab.hermod_app import HermodLab, create_hermod_app
+from smartid.lab.hermod_app import DEFAULT_CALLBACK_SUFFIX, HermodLab, create_hermod_app
 from smartid.lab.idm_actions import CallbackInbox, LabActions
 from smartid.lab.idm_app import IdmLab, create_idm_app
 from smartid.lab.state import LabState
@@ -147,9 +147,16 @@ class _CMRunning:
 class LabServer:
     """The lab's servers for one state directory."""
 
-    def __init__(self, state: LabState, *, documented_only: bool = False) -> None:
+    def __init__(
+        self,
+        state: LabState,
+        *,
+        documented_only: bool = False,
+        callback_suffix: str | None = None,
+    ) -> None:
         self.state = state
         self.documented_only = documented_only
+        self.callback_suffix = callback_suffix or DEFAULT_CALLBACK_SUFFIX
         self.faults = FaultSet(state.path)
         self._listeners: dict[str, Callable[[ListenerSettings], _Running]] = {}
         self._running: dict[str, _Running] = {}
@@ -203,11 +210,13 @@ class LabServer:
             inbox=inbox,
             faults=self.faults,
             documented_only=self.documented_only,
+            callback_suffix=self.callback_suffix,
         )
         hermod = HermodLab(
             config_path=self.state.hermod_config,
             truststore=self.state.hermod_truststore,
             public_url=self.state.endpoints()["hermod"],
+            callback_suffix=self.callback_suffix,
         )
         idm_app, hermod_app = create_idm_app(idm), create_hermod_app(hermod)
         self._listeners = {

@@ -5,7 +5,7 @@ lab loses nothing (docs/architecture.md, docs/lab.md).
     ports.json           the ports chosen on first start, kept so that URLs stay valid
     pki/                 root and issuing CA, server certificates, the CM officer keystore
     idm.sqlite           Identity Manager's database (WAL), with the audit log of every write
-    hermod/application.yml   Hermod's configuration (allowed-clients), reloaded when it changes
+    hermod/application.yml   Hermod's configuration (allowed-clients), applied on a refresh
     hermod/truststore.pem    the certificates Hermod trusts when it calls a client back
     faults.json          the faults switched on (smartid-lab fault on|off NAME)
     SharedCredentials.zip  the demo package, built from the lab's sources
@@ -29,7 +29,8 @@ DEFAULT_STATE_DIR = Path(".lab")
 DEFAULT_PORTS = {"idm": 18443, "hermod": 20400, "cm": 18444}
 HERMOD_FACTORY_CONFIG = """\
 # Smart ID Messaging (lab). Clients allowed to send commands are listed under
-# application.allowed-clients; the file is read again whenever it changes.
+# application.allowed-clients; an edit is applied when Hermod's configuration is refreshed
+# (POST /hermod/rest/util/refresh, or smartid-lab hermod-refresh).
 server:
   port: 20400
 application:

@@ -11,7 +11,7 @@ from pathlib import Path
 from smartid.errors import LabError
 from smartid.lab.probe import probe, serves_documented_only
 from smartid.lab.state import LabState
-from smartid.site import Site
+from smartid.site import LAB_HERMOD_PLACEHOLDER, Site
 
 __all__ = ["StartedLab", "ensure_running", "lab_site"]
 
@@ -102,9 +102,16 @@ def ensure_running(state: LabState, *, documented_only: bool = False) -> Started
         ) from None
 
 
+def _lab_url(url: str | None, hermod: str) -> str | None:
+    """A site URL with `{lab_hermod}` standing for the lab Hermod's REST base, filled in."""
+    if url is None:
+        return None
+    return url.replace(LAB_HERMOD_PLACEHOLDER, hermod, 1)
+
+
 def lab_site(site: Site, state: LabState) -> Site:
     """The site with what the lab decides (URLs, CA bundle, officer keystore) filled in where the
-    site file leaves it out."""
+    site file leaves it out, and `{lab_hermod}` in Hermod's refresh URL expanded."""
     endpoints = state.endpoints()
     bundle = str(state.pki.ca_bundle)
     update: dict[str, object] = {}
@@ -135,6 +142,7 @@ def lab_site(site: Site, state: LabState) -> Site:
                 "url": messaging.url or endpoints.get("hermod"),
                 "ca_bundle": messaging.ca_bundle or bundle,
                 "callback_url": messaging.callback_url or f"{endpoints['idm_operator']}/ws/hermod",
+                "refresh_url": _lab_url(messaging.refresh_url, endpoints["hermod"]),
             }
         )
     filled = site.model_copy(update=update)
