@@ -24,9 +24,10 @@ from cryptography.x509.oid import NameOID
 
 from smartid.errors import LabError
 from smartid.files import write_private
+from smartid.lab.jarsign import Signing
 from smartid.lab.pki import COMPONENTS, LabPKI, ServerCredentials
 
-__all__ = ["FAULTS", "FaultSet", "ListenerSettings", "listener_settings"]
+__all__ = ["FAULTS", "FaultSet", "ListenerSettings", "export_signing", "listener_settings"]
 
 _NAMES = {"idm": "Identity Manager", "hermod": "Smart ID Messaging", "cm": "Certificate Manager"}
 
@@ -122,6 +123,7 @@ _ISSUE_LOCK = threading.Lock()
 
 
 def _usable(existing: ServerCredentials, fault: str, now: datetime) -> bool:
+    """Whether a fault variant issued earlier still shows the fault."""
     if not (existing.cert.exists() and existing.key.exists()):
         return False
     if fault != "expiring-soon":
@@ -243,3 +245,9 @@ def listener_settings(pki: LabPKI, component: str, on: frozenset[str]) -> Listen
         ciphers=ciphers,
         require_client_cert=component != "cm" or "cm-client-auth-not-required" not in on,
     )
+
+
+def export_signing(pki: LabPKI, on: frozenset[str]) -> Signing:
+    """Who signs IDM's configuration export under the faults in `on`."""
+    credentials = pki.config_signer
+    return Signing(cert=credentials.cert, key=credentials.key)

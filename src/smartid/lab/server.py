@@ -203,6 +203,7 @@ class LabServer:
             inbox=inbox,
             faults=self.faults,
             documented_only=self.documented_only,
+            pki=self.state.pki,
         )
         hermod = HermodLab(
             config_path=self.state.hermod_config,
