@@ -320,6 +320,9 @@ def _expected(fault: str) -> tuple[str, str]:
         "cm-client-auth-not-required": ("cm without certificate", "401"),
         "hermod-callback-refused": ("callback as hermod", "403"),
         "idm-callback-anonymous": ("callback anonymous", "200"),
+        "idm-config-signer-expired": ("idm download", "signer expired"),
+        "idm-config-signer-expiring-soon": ("idm download", "signer expiring"),
+        "idm-config-signature-broken": ("idm download", "does not match its SHA-256 digest"),
     }
     if fault in specific:
         return specific[fault]

@@ -1,6 +1,7 @@
 """The lab's configuration export is a signed JAR (docs/lab.md): the manifest's lines are wrapped
 at 72 bytes as the JAR spec says, the export is the same bytes for the same configuration, the
-suite's verifier and the JDK's jarsigner both accept it, and the lab reads it back."""
+suite's verifier and the JDK's jarsigner both accept it, and its faults sign with an expired or
+expiring signer or change an entry after signing, without changing stored configuration."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import shutil
 import subprocess
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,57 @@ def test_jarsigner_verifies_the_export(state: LabState, tmp_path: Path) -> None:
     )
     assert "jar verified" in done.stdout, done.stdout + done.stderr
     assert "sm " in done.stdout  # entries signed and in the manifest
+    broken = tmp_path / "broken.jar"
+    broken.write_bytes(_export(state, "idm-config-signature-broken"))
+    refused = subprocess.run(
+        ["jarsigner", "-verify", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "SHA-256 digest error for processes/deactivate-user.bpmn20.xml" in (
+        refused.stdout + refused.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "low", "high"),
+    [
+        pytest.param("idm-config-signer-expired", None, timedelta(days=0), id="expired"),
+        pytest.param(
+            "idm-config-signer-expiring-soon", timedelta(days=9), timedelta(days=11), id="expiring"
+        ),
+    ],
+)
+def test_a_signer_fault_signs_with_its_variant(
+    state: LabState, fault: str, low: timedelta | None, high: timedelta
+) -> None:
+    result = verify_jar(_export(state, fault), WHERE)
+    assert result.verified, result.problems
+    assert result.signer is not None
+    left = result.signer.not_after - datetime.now(UTC)
+    assert left < high
+    if low is not None:
+        assert left > low
+
+
+def test_a_broken_signature_changes_the_first_object_after_signing(state: LabState) -> None:
+    result = verify_jar(_export(state, "idm-config-signature-broken"), WHERE)
+    assert result.problems == (
+        f"{WHERE}: entry 'processes/deactivate-user.bpmn20.xml' does not match its SHA-256 "
+        "digest in META-INF/MANIFEST.MF (changed after signing)",
+    )
+
+
+def test_export_faults_change_no_stored_configuration(state: LabState) -> None:
+    store = Store(state.database)
+    writes, before = store.audit_count(), _export(state)
+    for fault in (
+        "idm-config-signer-expired",
+        "idm-config-signer-expiring-soon",
+        "idm-config-signature-broken",
+    ):
+        assert _export(state, fault) != before
+    assert _export(state) == before
+    assert store.audit_count() == writes
