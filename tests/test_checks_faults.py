@@ -4,9 +4,10 @@ docs/checks.md).
 One fault at a time is switched on in a lab set up by the suite's own setup; the whole verify run
 (every check, in a subprocess, as a user runs it) must fail, the check that guards what the fault
 breaks must fail for exactly the faulted component and name its endpoint, and no check of another
-component may fail. The one fault that must not fail the run is a certificate inside the warning
-window: it passes and shows under "Smart ID warnings". A test fails when a fault of the lab has no
-expectation here, so a new fault cannot be added without showing which check catches it.
+component may fail. The faults that must not fail the run are certificates inside the warning
+window (a server's, or the configuration signer's): they pass and show under "Smart ID warnings".
+A test fails when a fault of the lab has no expectation here, so a new fault cannot be added
+without showing which check catches it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Caught:
 
 ENDPOINT = "{case} (localhost:"
 WARNED = "expiring-soon"
+DOWNLOAD = "IDM Admin's configuration download (https://localhost:"
 
 
 def _component_expectations(c: str) -> dict[str, Caught]:
@@ -59,9 +61,43 @@ CAUGHT: dict[str, Caught] = {
     "idm-callback-anonymous": Caught(
         "AUTH-002", None, ("IDM Operator https://", "/ws/hermod/callback/ping", "anonymous")
     ),
+    "idm-config-signer-expired": Caught(
+        "CONF-006",
+        None,
+        (DOWNLOAD, "the signer 'CN=Smart ID Lab Config Zip Signer' expired on", "ago"),
+    ),
+    "idm-config-signature-broken": Caught(
+        "CONF-006",
+        None,
+        (
+            DOWNLOAD,
+            # The first configuration object in name order is the one changed after signing.
+            "entry 'cas/smart-id-certificate-manager.json' does not match its SHA-256 digest",
+            "after signing",
+        ),
+    ),
 }
 FAILING = sorted(CAUGHT)
-WARNING = sorted(f"{c}-cert-{WARNED}" for c in COMPONENTS)
+
+
+@dataclass(frozen=True)
+class Warned:
+    """The fault passes the run with one warning of `label` naming `words`."""
+
+    label: str
+    words: tuple[str, ...]
+
+
+WARNINGS: dict[str, Warned] = {
+    **{
+        f"{c}-cert-{WARNED}": Warned(f"TLS-003[{c}]", (f"[warning] {c} (localhost:", "expires on"))
+        for c in COMPONENTS
+    },
+    "idm-config-signer-expiring-soon": Warned(
+        "CONF-006", (f"[warning] {DOWNLOAD}", "the signer 'CN=Smart ID Lab", "expires on")
+    ),
+}
+WARNING = sorted(WARNINGS)
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +132,14 @@ def test_verify_fails_on_the_fault_with_the_check_that_guards_it(lab: SetUpLab, 
 def test_a_certificate_inside_the_warning_window_passes_with_a_warning(
     lab: SetUpLab, fault: str
 ) -> None:
-    component = fault.split("-", 1)[0]
+    warned = WARNINGS[fault]
     with faults_on(lab, (fault,)):
         result = lab.verify()
     assert result.run.returncode == 0, explain(result.outcomes)
     assert [o.label for o in result.outcomes if o.status != "passed"] == []
     summary = result.run.stdout.split("Smart ID warnings", 1)
     assert len(summary) == 2, result.run.output
-    warnings = [line for line in summary[1].splitlines() if f"TLS-003[{component}]" in line]
+    warnings = [line for line in summary[1].splitlines() if f"{warned.label}:" in line]
     assert len(warnings) == 1, summary[1]
-    assert f"[warning] {component} (localhost:" in warnings[0]
-    assert "expires on" in warnings[0]
+    for words in warned.words:
+        assert words in warnings[0], warnings[0]

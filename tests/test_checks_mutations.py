@@ -349,6 +349,19 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "An entry of IDM's configuration download changed after signing",
+        faults=("idm-config-signature-broken",),
+        expect=(
+            Expect(
+                "CONF-006",
+                (
+                    "IDM Admin's configuration download (https://localhost:",
+                    "does not match its SHA-256 digest in META-INF/MANIFEST.MF",
+                ),
+            ),
+        ),
+    ),
+    Mutation(
         "Factory reset brings the default admin password back",
         change=factory_reset,
         expect=(

@@ -197,12 +197,12 @@ def test_every_check_has_a_unique_id_a_severity_and_a_requirement() -> None:
         family = entry.id.split("-")[0]
         assert (
             entry.module
-            == {
-                "CONN": "test_connections",
-                "TLS": "test_tls",
-                "AUTH": "test_authentication",
-                "CONF": "test_configuration",
-                "DRIFT": "test_drift",
+            in {
+                "CONN": ("test_connections",),
+                "TLS": ("test_tls",),
+                "AUTH": ("test_authentication",),
+                "CONF": ("test_configuration", "test_export"),
+                "DRIFT": ("test_drift",),
             }[family]
         ), entry
 

@@ -19,6 +19,7 @@ from cryptography import x509
 from smartid.cm import build_connection_zip
 from smartid.hermod import HermodClient, generate_key, merge_client
 from smartid.idm import IdmClient
+from smartid.idm.signature import verify_jar
 from smartid.lab.faults import FAULTS, FaultSet
 from smartid.lab.state import LabState
 from smartid.masking import Secret
@@ -239,6 +240,20 @@ def _callback(state: LabState, user: str | None) -> str:
     return str(response.status_code)
 
 
+def _download(state: LabState) -> str:
+    """How the configuration download's signature and signer look."""
+    try:
+        with _idm(state) as idm:
+            data = idm.download_configuration()
+    except Exception as exc:  # any failure is an observation here
+        return f"error: {type(exc).__name__}"
+    result = verify_jar(data, "the download")
+    if result.problems or result.signer is None:
+        return "; ".join(result.problems) or "no signer"
+    days = (result.signer.not_after - datetime.now(UTC)).days
+    return "signer expired" if days < 0 else "signer expiring" if days < 30 else "signer valid"
+
+
 def _observe(state: LabState) -> dict[str, str]:
     seen = {}
     # These raw probes race listeners that a fault switch is stopping; a socket the peer cut off
@@ -254,6 +269,7 @@ def _observe(state: LabState) -> dict[str, str]:
         gc.collect()
     seen["callback as hermod"] = _callback(state, "hermod")
     seen["callback anonymous"] = _callback(state, None)
+    seen["idm download"] = _download(state)
     return seen
 
 
@@ -270,6 +286,7 @@ def baseline(lab: LabState) -> dict[str, str]:
     assert seen["cm without certificate"] == "refused"
     assert seen["callback as hermod"] == "200"
     assert seen["callback anonymous"] == "401"
+    assert seen["idm download"] == "signer valid"
     return seen
 
 
@@ -304,6 +321,9 @@ def _expected(fault: str) -> tuple[str, str]:
         "cm-client-auth-not-required": ("cm without certificate", "401"),
         "hermod-callback-refused": ("callback as hermod", "403"),
         "idm-callback-anonymous": ("callback anonymous", "200"),
+        "idm-config-signer-expired": ("idm download", "signer expired"),
+        "idm-config-signer-expiring-soon": ("idm download", "signer expiring"),
+        "idm-config-signature-broken": ("idm download", "does not match its SHA-256 digest"),
     }
     if fault in specific:
         return specific[fault]

@@ -168,3 +168,15 @@ def test_shared_credentials_upload_installs_every_object(
 def test_oversized_upload_is_refused_before_reading(lab: LabState, http: requests.Session) -> None:
     response = http.post(_deploy_url(lab), data=b"0" * (26 * 1024 * 1024), headers=ADMIN)
     assert response.status_code == 413
+
+
+def test_the_signed_download_goes_back_up_unchanged(lab: LabState, http: requests.Session) -> None:
+    exported = http.get(_deploy_url(lab), headers=ADMIN)
+    assert exported.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(exported.content)).namelist()
+    assert names[:2] == ["META-INF/MANIFEST.MF", "META-INF/CONFIGZI.SF"]
+    uploaded = http.post(_deploy_url(lab), data=exported.content, headers=ADMIN)
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["replaced"] == []
+    assert uploaded.json()["created"] == []
+    assert http.get(_deploy_url(lab), headers=ADMIN).content == exported.content

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from smartid.lab.faults import FaultSet
 from smartid.lab.probe import serves_documented_only
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
@@ -198,54 +199,99 @@ def _verify(
     return run.output, read_junit(junit, check_catalogue(ROOT / "checks"))
 
 
-@pytest.mark.e2e
-def test_verify_without_the_contract_checks_the_six_bindings_from_the_download(
-    tmp_path: Path,
-) -> None:
-    """A lab set up through the contract, then serving only what Nexus documents: the six
-    bindings are read from the configuration download and pass, no request reaches the
-    contract, and a binding changed behind the suite's back fails exactly its case."""
-    state = new_state(tmp_path / "lab")
+@pytest.fixture(scope="module")
+def set_up_documented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    """A lab set up through the contract, then serving only what Nexus documents."""
+    folder = tmp_path_factory.mktemp("set-up-documented")
+    state = new_state(folder / "lab")
     with running_lab(state):
         setup = run_suite(
             "-m",
             "setup",
-            f"--alluredir={tmp_path / 'setup-allure'}",
-            env={"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(tmp_path / "s0")},
+            f"--alluredir={folder / 'setup-allure'}",
+            env={"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(folder / "s0")},
         )
         assert setup.returncode == 0, setup.output
     with running_lab(state, documented_only=True):
-        output, outcomes = _verify(state, tmp_path, "bound")
-        assert [o.status for o in outcomes] == ["passed"] * 6, output
-        assert contract_requests(state) == 0
-        saved = list(Path(tmp_path / "state").rglob("idm-configuration.zip"))
-        assert len(saved) == 1
-        assert saved[0].stat().st_mode & 0o777 == 0o600
+        yield state
 
-        # The whole verify run: what the download shows is judged, the rest says why not.
-        output, outcomes = _verify(state, tmp_path, "all", select="")
-        status = {o.label: o.status for o in outcomes}
-        for check in ("CONF-001", "CONF-002", "CONF-003", "AUTH-004", "DRIFT-001", "CONN-002"):
-            assert status[check] == "passed", output
-        skipped = {o.label: o.message for o in outcomes if o.status == "skipped"}
-        assert "does not show IDM's truststore; add the evidence by hand" in skipped["CONF-005"]
-        assert 'admin_api = "none"' in skipped["CONN-005"]
-        assert not [o.label for o in outcomes if o.status == "failed"], output
-        assert contract_requests(state) == 0
 
-        store = Store(state.database)
-        lock = store.get(1, "process", "Lock user")
-        assert lock is not None
-        data = dict(lock.data)
-        data["tasks"] = [
-            {**task, "data_pool": "Credentials"}
-            if task["name"] == "Lock related credentials"
-            else task
-            for task in data["tasks"]
-        ]
-        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
-            store.update_object(db, 1, "process", "Lock user", data, lock.version)
+@pytest.mark.e2e
+def test_a_whole_verify_run_without_the_contract_judges_what_the_download_shows(
+    set_up_documented: LabState, tmp_path: Path
+) -> None:
+    """What the download shows is judged, the rest says why not, and nothing fails."""
+    state = set_up_documented
+    output, outcomes = _verify(state, tmp_path, "all", select="")
+    status = {o.label: o.status for o in outcomes}
+    for check in (
+        "CONF-001",
+        "CONF-002",
+        "CONF-003",
+        "CONF-006",
+        "AUTH-004",
+        "DRIFT-001",
+        "CONN-002",
+    ):
+        assert status[check] == "passed", output
+    skipped = {o.label: o.message for o in outcomes if o.status == "skipped"}
+    assert "does not show IDM's truststore; add the evidence by hand" in skipped["CONF-005"]
+    assert 'admin_api = "none"' in skipped["CONN-005"]
+    assert not [o.label for o in outcomes if o.status == "failed"], output
+    assert contract_requests(state) == 0
+
+
+@pytest.mark.e2e
+def test_verify_without_the_contract_checks_the_six_bindings_from_the_download(
+    set_up_documented: LabState, tmp_path: Path
+) -> None:
+    """The six bindings are read from the configuration download and pass, no request reaches
+    the contract, and a binding changed behind the suite's back fails exactly its case."""
+    state = set_up_documented
+    output, outcomes = _verify(state, tmp_path, "bound")
+    assert [o.status for o in outcomes] == ["passed"] * 6, output
+    assert contract_requests(state) == 0
+    saved = list(Path(tmp_path / "state").rglob("idm-configuration.zip"))
+    assert len(saved) == 1
+    assert saved[0].stat().st_mode & 0o777 == 0o600
+
+    store = Store(state.database)
+    lock = store.get(1, "process", "Lock user")
+    assert lock is not None
+    data = dict(lock.data)
+    data["tasks"] = [
+        {**task, "data_pool": "Credentials"} if task["name"] == "Lock related credentials" else task
+        for task in data["tasks"]
+    ]
+    with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+        store.update_object(db, 1, "process", "Lock user", data, lock.version)
+    try:
         output, outcomes = _verify(state, tmp_path, "changed")
+    finally:
+        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+            now = store.get(1, "process", "Lock user")
+            assert now is not None
+            store.update_object(db, 1, "process", "Lock user", dict(lock.data), now.version)
     failed = [o.label for o in outcomes if o.status == "failed"]
     assert failed == ["CONF-004[Lock user/Lock related credentials]"], output
     assert "data pool is 'Credentials'" in output
+
+
+@pytest.mark.e2e
+def test_verify_without_the_contract_checks_the_downloads_signature(
+    set_up_documented: LabState, tmp_path: Path
+) -> None:
+    """CONF-006 needs only the documented download: it passes, makes no contract request, and
+    fails naming the signer's expiry when the export is signed by an expired signer."""
+    state = set_up_documented
+    output, outcomes = _verify(state, tmp_path, "signed", "CONF-006")
+    assert [(o.label, o.status) for o in outcomes] == [("CONF-006", "passed")], output
+    assert contract_requests(state) == 0
+    faults = FaultSet(state.path)
+    faults.switch("idm-config-signer-expired", True)
+    try:
+        output, outcomes = _verify(state, tmp_path, "expired", "CONF-006")
+    finally:
+        faults.switch("idm-config-signer-expired", False)
+    assert [(o.label, o.status) for o in outcomes] == [("CONF-006", "failed")], output
+    assert "the signer 'CN=Smart ID Lab Config Zip Signer' expired on" in outcomes[0].message

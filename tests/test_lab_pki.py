@@ -24,9 +24,11 @@ from smartid.errors import LabError
 from smartid.lab.pki import COMPONENTS, LabPKI, ServerCredentials
 
 PASSWORD = "officer-secret-1"
-KEY_FILES = [f"{stem}.key" for stem in ("root-ca", "issuing-ca", *COMPONENTS, "officer")]
+KEY_FILES = [
+    f"{stem}.key" for stem in ("root-ca", "issuing-ca", *COMPONENTS, "officer", "config-signer")
+]
 CERT_FILES = [f"{stem}.pem" for stem in ("root-ca", "issuing-ca", "ca-bundle", *COMPONENTS)]
-ALL_FILES = {*KEY_FILES, *CERT_FILES, "officer.pem", "officer.p12"}
+ALL_FILES = {*KEY_FILES, *CERT_FILES, "officer.pem", "officer.p12", "config-signer.pem"}
 # DER-encoded OIDs of the keystore's encryption: AES-256-CBC and PBES1 with SHA-1 and 3DES.
 AES256_CBC_OID = bytes.fromhex("060960864801650304012a")
 SHA1_3DES_OID = bytes.fromhex("060a2a864886f70d010c0103")
@@ -314,3 +316,30 @@ def test_extra_certificate_cannot_replace_lab_files(pki: LabPKI, name: str) -> N
 def test_extra_certificate_before_ensure_is_a_lab_error(tmp_path: Path) -> None:
     with pytest.raises(LabError, match=r"call LabPKI\.ensure\(\) first"):
         LabPKI(tmp_path / "pki").issue_server("early")
+
+
+def test_the_lab_signer_is_an_rsa_signing_certificate_of_the_issuing_ca(pki: LabPKI) -> None:
+    leaf, issuer = x509.load_pem_x509_certificates(pki.config_signer.cert.read_bytes())
+    assert issuer.subject == x509.load_pem_x509_certificate(pki.issuing_cert.read_bytes()).subject
+    leaf.verify_directly_issued_by(issuer)
+    key = leaf.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    assert key.key_size == 2048
+    usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical
+    assert usage.value.digital_signature
+    assert not usage.value.key_encipherment
+    purposes = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(purposes) == [ExtendedKeyUsageOID.CODE_SIGNING]
+
+
+def test_a_lab_from_before_the_signer_gets_only_the_signer(tmp_path: Path) -> None:
+    pki = LabPKI(tmp_path / "pki")
+    pki.ensure("officer-secret-1")
+    pki.config_signer.cert.unlink()
+    pki.config_signer.key.unlink()
+    before = {p.name: p.read_bytes() for p in pki.folder.iterdir()}
+    pki.ensure("officer-secret-1")
+    after = {p.name: p.read_bytes() for p in pki.folder.iterdir()}
+    assert set(after) - set(before) == {"config-signer.pem", "config-signer.key"}
+    assert {name: after[name] for name in before} == before

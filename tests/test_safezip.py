@@ -235,3 +235,10 @@ def test_a_deterministic_zip_is_the_same_bytes_for_the_same_files() -> None:
         assert {i.compress_type for i in infos} == {zipfile.ZIP_STORED}
         assert {i.external_attr >> 16 for i in infos} == {0o600}
         assert {name: archive.read(name) for name in files} == files
+
+
+def test_a_deterministic_zip_leads_with_the_entries_named_first() -> None:
+    files = {"z.txt": b"z", "META-INF/MANIFEST.MF": b"m", "META-INF/A.SF": b"s", "a.txt": b"a"}
+    written = deterministic_zip(files, mode=0o644, first=("META-INF/MANIFEST.MF", "missing"))
+    with zipfile.ZipFile(io.BytesIO(written)) as archive:
+        assert archive.namelist() == ["META-INF/MANIFEST.MF", "META-INF/A.SF", "a.txt", "z.txt"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["ZipLimits", "ZipRejected", "deterministic_zip", "entry_parts", "read_entries"]
@@ -134,13 +134,16 @@ def _read_bounded(
     return body
 
 
-def deterministic_zip(files: Mapping[str, bytes], *, mode: int) -> bytes:
+def deterministic_zip(files: Mapping[str, bytes], *, mode: int, first: Sequence[str] = ()) -> bytes:
     """Sorted entries, fixed times, Unix attributes with permission bits `mode`, stored
     uncompressed: zlib builds (zlib, zlib-ng) compress differently, which would make the sha256
-    of a zip depend on the machine that built it."""
+    of a zip depend on the machine that built it. The entries named in `first` come first, in
+    that order (a JAR's manifest and signature files lead it)."""
+    leading = [name for name in first if name in files]
+    order = leading + sorted(set(files) - set(leading))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name in sorted(files):
+        for name in order:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.create_system = 3  # Unix, whatever the building machine
             info.external_attr = mode << 16

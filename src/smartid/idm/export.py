@@ -27,10 +27,17 @@ from smartid.idm.bpmn import BpmnError, ProcessDefinition, read_process
 from smartid.idm.models import CAConnection, CertificateAuthority, MessagingServer, Process, Task
 from smartid.safezip import ZipLimits, ZipRejected, read_entries
 
-__all__ = ["MAX_DOWNLOAD_BYTES", "Configuration", "NotVerifiable", "read_configuration"]
+__all__ = [
+    "DOWNLOAD_LIMITS",
+    "MAX_DOWNLOAD_BYTES",
+    "Configuration",
+    "NotVerifiable",
+    "read_configuration",
+]
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
-_LIMITS = ZipLimits(
+# What a download may hold; the signature's verifier (smartid.idm.signature) reads it alike.
+DOWNLOAD_LIMITS = ZipLimits(
     entries=20_000,
     total_bytes=MAX_DOWNLOAD_BYTES,
     entry_bytes=20 * 1024 * 1024,
@@ -69,7 +76,7 @@ class Configuration:
 def read_configuration(data: bytes, where: str) -> Configuration:
     """The configuration in a downloaded zip; NotVerifiable naming `where` if it cannot be read."""
     try:
-        entries = read_entries(data, _LIMITS, what=where)
+        entries = read_entries(data, DOWNLOAD_LIMITS, what=where)
     except ZipRejected as exc:
         raise NotVerifiable(str(exc)) from None
     layout = _LAYOUT_MARKER in entries

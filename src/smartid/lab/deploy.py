@@ -12,8 +12,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from smartid.lab.package import ObjectKind, Package, PackageObject, bind_task, write_package
+from smartid.lab.jarsign import Signing, signed_jar
+from smartid.lab.package import ObjectKind, Package, PackageObject, bind_task, package_files
 from smartid.lab.store import Store
+from smartid.safezip import deterministic_zip
 
 __all__ = ["DeployConflict", "InstallResult", "export_configuration", "install"]
 
@@ -102,10 +104,11 @@ def install(
     )
 
 
-def export_configuration(store: Store, tenant: int) -> bytes:
-    """The tenant's live configuration as one package zip, task bindings included. What is not
-    configuration (the truststore, which lives in IDM's Java runtime) is not exported; a
-    messaging server's token is exported as its sha256 fingerprint."""
+def export_configuration(store: Store, tenant: int, signing: Signing | None = None) -> bytes:
+    """The tenant's live configuration as one package zip, task bindings included, a signed JAR
+    when `signing` is given (as IDM signs by default). What is not configuration (the truststore,
+    which lives in IDM's Java runtime) is not exported; a messaging server's token is exported
+    as its sha256 fingerprint."""
     objects = []
     for stored in store.objects(tenant):
         if stored.kind not in EXPORTED_KINDS:
@@ -125,4 +128,7 @@ def export_configuration(store: Store, tenant: int) -> bytes:
             token = str(data.pop("authentication_token"))
             data["authentication_token_sha256"] = hashlib.sha256(token.encode()).hexdigest()
         objects.append(PackageObject(kind=stored.kind, name=stored.name, data=data))  # type: ignore[arg-type]
-    return write_package("configuration", "export", f"configuration of tenant {tenant}", objects)
+    files = package_files("configuration", "export", f"configuration of tenant {tenant}", objects)
+    if signing is None:
+        return deterministic_zip(files, mode=0o644)
+    return signed_jar(files, signing)

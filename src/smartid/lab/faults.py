@@ -24,9 +24,10 @@ from cryptography.x509.oid import NameOID
 
 from smartid.errors import LabError
 from smartid.files import write_private
+from smartid.lab.jarsign import Signing
 from smartid.lab.pki import COMPONENTS, LabPKI, ServerCredentials
 
-__all__ = ["FAULTS", "FaultSet", "ListenerSettings", "listener_settings"]
+__all__ = ["FAULTS", "FaultSet", "ListenerSettings", "export_signing", "listener_settings"]
 
 _NAMES = {"idm": "Identity Manager", "hermod": "Smart ID Messaging", "cm": "Certificate Manager"}
 
@@ -62,6 +63,18 @@ FAULTS: dict[str, str] = {
     ),
     "idm-callback-anonymous": (
         "Identity Manager Operator's Hermod callback endpoint accepts anonymous calls"
+    ),
+    "idm-config-signer-expired": (
+        "Identity Manager's configuration download is signed by an expired signer certificate "
+        "(the lab still serves it, so that the suite can show the signer)"
+    ),
+    "idm-config-signer-expiring-soon": (
+        "Identity Manager's configuration download is signed by a signer certificate that "
+        "expires in 10 days (inside the default 30-day warning window)"
+    ),
+    "idm-config-signature-broken": (
+        "an entry of Identity Manager's configuration download is changed after signing, so "
+        "that its digest no longer matches the manifest"
     ),
 }
 
@@ -122,6 +135,7 @@ _ISSUE_LOCK = threading.Lock()
 
 
 def _usable(existing: ServerCredentials, fault: str, now: datetime) -> bool:
+    """Whether a fault variant issued earlier still shows the fault."""
     if not (existing.cert.exists() and existing.key.exists()):
         return False
     if fault != "expiring-soon":
@@ -243,3 +257,33 @@ def listener_settings(pki: LabPKI, component: str, on: frozenset[str]) -> Listen
         ciphers=ciphers,
         require_client_cert=component != "cm" or "cm-client-auth-not-required" not in on,
     )
+
+
+_SIGNER_FAULTS = ("expired", "expiring-soon")
+
+
+def export_signing(pki: LabPKI, on: frozenset[str]) -> Signing:
+    """Who signs IDM's configuration export under the faults in `on`, and whether an entry is
+    changed after signing."""
+    credentials = pki.config_signer
+    for fault in _SIGNER_FAULTS:
+        if f"idm-config-signer-{fault}" in on:
+            with _ISSUE_LOCK:
+                credentials = _signer_variant(pki, fault)
+            break
+    return Signing(
+        cert=credentials.cert, key=credentials.key, tamper="idm-config-signature-broken" in on
+    )
+
+
+def _signer_variant(pki: LabPKI, fault: str) -> ServerCredentials:
+    name = f"fault-config-signer-{fault}"
+    existing = ServerCredentials(pki.folder / f"{name}.pem", pki.folder / f"{name}.key")
+    now = datetime.now(UTC)
+    if _usable(existing, fault, now):
+        return existing
+    if fault == "expired":
+        return pki.issue_signer(
+            name, not_before=now - timedelta(days=400), not_after=now - timedelta(days=2)
+        )
+    return pki.issue_signer(name, not_after=now + timedelta(days=10))

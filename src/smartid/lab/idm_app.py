@@ -24,9 +24,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartid.lab.admin_api import Actions, create_admin_router
 from smartid.lab.deploy import DeployConflict, export_configuration, install
-from smartid.lab.faults import FaultSet
+from smartid.lab.faults import FaultSet, export_signing
 from smartid.lab.idm_actions import CallbackInbox
 from smartid.lab.package import PackageRejected, read_package
+from smartid.lab.pki import LabPKI
 from smartid.lab.store import Store
 from smartid.lab.web import basic_credentials, bounded_body, unauthorized
 
@@ -89,6 +90,9 @@ class IdmLab:
     faults: FaultSet | None = None
     documented_only: bool = False
     requests: RequestCounts = field(default_factory=RequestCounts)
+    # The lab PKI whose configuration signer signs the export; without one it is not signed.
+    pki: LabPKI | None = None
+
     # Where Hermod's callbacks arrive under HERMOD_CALLBACK_BASE: the suffix the lab's Hermod
     # appends to the callback-url, <type> standing for the command type.
     callback_suffix: str = "/callback/<type>"
@@ -99,6 +103,15 @@ class IdmLab:
 
     def fault(self, name: str) -> bool:
         return self.faults is not None and self.faults.is_on(name)
+
+    def export(self, tenant: int) -> bytes:
+        """The configuration download: a JAR signed by the lab's configuration signer, or by the
+        fault's variant of it. The lab serves the download whatever the signer's validity (a real
+        IDM blocks it when the signer has expired), so that the suite can show the signer."""
+        if self.pki is None:
+            return export_configuration(self.store, tenant)
+        on = self.faults.active() if self.faults is not None else frozenset()
+        return export_configuration(self.store, tenant, export_signing(self.pki, on))
 
 
 def authenticate(lab: IdmLab, request: Request, tenant: int, role: str | None) -> str:
@@ -165,7 +178,7 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
     ) -> Response:
         user_tenant = _tenant(lab, tenant_id)
         authenticate(lab, request, user_tenant, ADMIN_ROLE)
-        data = export_configuration(lab.store, user_tenant)
+        data = lab.export(user_tenant)
         return Response(
             data,
             media_type="application/zip",

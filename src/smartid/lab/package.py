@@ -62,6 +62,7 @@ __all__ = [
     "Task",
     "bind_task",
     "demo_package",
+    "package_files",
     "process_tasks",
     "read_package",
     "write_package",
@@ -176,6 +177,13 @@ def write_package(
     JSON objects are written with "name" first, two-space indents and a final newline; BPMN text
     is written as it is. ValueError if two objects would share a file.
     """
+    return deterministic_zip(package_files(name, version, description, objects), mode=0o644)
+
+
+def package_files(
+    name: str, version: str, description: str, objects: Iterable[PackageObject]
+) -> dict[str, bytes]:
+    """The entries `write_package` zips, by name (what a signed export signs first)."""
     manifest = {"name": name, "version": version, "description": description}
     files = {_MANIFEST: _json_bytes(manifest)}
     for obj in objects:
@@ -183,7 +191,7 @@ def write_package(
         if entry in files:
             raise ValueError(f"{_LABELS[obj.kind]} {obj.name!r} would overwrite entry {entry!r}")
         files[entry] = _object_bytes(obj)
-    return deterministic_zip(files, mode=0o644)
+    return files
 
 
 def demo_package(which: Literal["users", "shared_credentials"]) -> bytes:

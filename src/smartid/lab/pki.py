@@ -1,9 +1,11 @@
-"""The lab's PKI: a root and an issuing CA, a server certificate per component and the CM officer's
-client certificate, kept in one folder so that the lab presents the same certificates across
-restarts and a trust store made from `ca-bundle.pem` stays valid (docs/lab.md).
+"""The lab's PKI: a root and an issuing CA, a server certificate per component, the CM officer's
+client certificate and IDM's configuration zip signer (the vendor's "ConfigZipSigner": RSA 2048,
+key usage digitalSignature), kept in one folder so that the lab presents the same certificates
+across restarts and a trust store made from `ca-bundle.pem` stays valid (docs/lab.md).
 
-Fault variants (expired, wrong host, weak key, untrusted issuer) are issued on demand into the same
-folder; an untrusted one is signed by a separate "Foreign Root CA" that is never in the bundle.
+Fault variants (expired, wrong host, weak key, untrusted issuer, an expired or expiring signer)
+are issued on demand into the same folder; an untrusted one is signed by a separate "Foreign Root
+CA" that is never in the bundle.
 """
 
 from __future__ import annotations
@@ -31,10 +33,14 @@ COMPONENTS = ("idm", "hermod", "cm")
 OFFICER_COMMON_NAME = "IDM Officer"
 
 _ROOT, _ISSUING, _FOREIGN, _OFFICER = "root-ca", "issuing-ca", "foreign-root-ca", "officer"
+_SIGNER = "config-signer"
+SIGNER_COMMON_NAME = "Smart ID Lab Config Zip Signer"
+# The vendor's supported signer keys are RSA 2048, 3072 and 4096 (docs/vendor.md).
+_SIGNER_RSA_BITS = 2048
 _BUNDLE = "ca-bundle.pem"
 # Names whose files ensure() manages as a set: an extra certificate under one of them would break
 # the chain or leave officer.p12 holding another certificate than officer.pem.
-_RESERVED = frozenset({_ROOT, _ISSUING, _FOREIGN, _OFFICER, "ca-bundle"})
+_RESERVED = frozenset({_ROOT, _ISSUING, _FOREIGN, _OFFICER, _SIGNER, "ca-bundle"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 # Back-dated so that a peer whose clock runs a little behind still accepts a fresh certificate.
 _BACKDATE = timedelta(hours=1)
@@ -103,6 +109,11 @@ class LabPKI:
         creds = self._credentials(_OFFICER)
         return OfficerCredentials(creds.cert, creds.key, self.folder / f"{_OFFICER}.p12")
 
+    @property
+    def config_signer(self) -> ServerCredentials:
+        """The certificate (then its issuer's) and key that sign IDM's configuration export."""
+        return self._credentials(_SIGNER)
+
     def ensure(self, officer_password: str) -> None:
         """Create what is missing; never regenerate what exists, because the lab's certificates
         must survive restarts. A certificate is reissued only when it or its issuer is incomplete,
@@ -157,6 +168,14 @@ class LabPKI:
         _check_name(name)
         return self._client(name, common_name, issuer, not_after)
 
+    def issue_signer(
+        self, name: str, *, not_before: datetime | None = None, not_after: datetime | None = None
+    ) -> ServerCredentials:
+        """A configuration zip signer variant as <name>.pem/<name>.key, replacing an earlier one;
+        the faults use it for an expired or an expiring signer."""
+        _check_name(name)
+        return self._signer(name, _validity(not_before, not_after))
+
     def pkcs12(self, creds: ServerCredentials, password: str, *, legacy: bool = False) -> bytes:
         """`creds` as a PKCS#12 keystore with the CA certificates a peer needs to build the chain.
 
@@ -184,7 +203,8 @@ class LabPKI:
                 return False
         except FileNotFoundError:
             return False
-        pairs = all(self._has_pair(stem) for stem in (_ROOT, _ISSUING, *COMPONENTS, _OFFICER))
+        stems = (_ROOT, _ISSUING, *COMPONENTS, _OFFICER, _SIGNER)
+        pairs = all(self._has_pair(stem) for stem in stems)
         return pairs and self.ca_bundle.exists() and self.officer.p12.exists()
 
     def _plan(self) -> list[str]:
@@ -193,7 +213,7 @@ class LabPKI:
         for stem in (_ROOT, _ISSUING):
             if plan or not self._has_pair(stem):
                 plan.append(stem)
-        plan += [s for s in (*COMPONENTS, _OFFICER) if plan or not self._has_pair(s)]
+        plan += [s for s in (*COMPONENTS, _OFFICER, _SIGNER) if plan or not self._has_pair(s)]
         return plan
 
     def _issue_planned(self, plan: list[str]) -> None:
@@ -211,6 +231,8 @@ class LabPKI:
                 self._server(component, "localhost", ("localhost", "127.0.0.1"))
         if _OFFICER in plan:
             self._client(_OFFICER, OFFICER_COMMON_NAME, "issuing", None)
+        if _SIGNER in plan:
+            self._signer(_SIGNER, _validity(None, None))
 
     def _server(
         self,
@@ -236,6 +258,13 @@ class LabPKI:
         signer = self._issuer_for(issuer)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
         cert = _leaf(_name(common_name), key, signer, usage, (), _validity(None, not_after))
+        return self._write_pair(name, cert, key, signer)
+
+    def _signer(self, name: str, validity: tuple[datetime, datetime]) -> ServerCredentials:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=_SIGNER_RSA_BITS)
+        signer = self._issuer_for("issuing")
+        usage = ExtendedKeyUsageOID.CODE_SIGNING
+        cert = _leaf(_name(SIGNER_COMMON_NAME), key, signer, usage, (), validity)
         return self._write_pair(name, cert, key, signer)
 
     def _issuer_for(self, issuer: str) -> _Issuer:
@@ -403,8 +432,9 @@ def _leaf(
     usage = x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
-        # RSA key exchange (TLS 1.2 without ECDHE) encrypts to the key; EC keys never do.
-        key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+        # RSA key exchange (TLS 1.2 without ECDHE) encrypts to a server's key; EC keys never do.
+        key_encipherment=isinstance(key, rsa.RSAPrivateKey)
+        and purpose == ExtendedKeyUsageOID.SERVER_AUTH,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=False,

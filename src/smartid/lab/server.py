@@ -211,6 +211,7 @@ class LabServer:
             faults=self.faults,
             documented_only=self.documented_only,
             callback_suffix=self.callback_suffix,
+            pki=self.state.pki,
         )
         hermod = HermodLab(
             config_path=self.state.hermod_config,

@@ -3,7 +3,8 @@ lab loses nothing (docs/architecture.md, docs/lab.md).
 
     secrets.json         every secret value of the lab site (0600)
     ports.json           the ports chosen on first start, kept so that URLs stay valid
-    pki/                 root and issuing CA, server certificates, the CM officer keystore
+    pki/                 root and issuing CA, server certificates, the CM officer keystore,
+                         the configuration zip signer
     idm.sqlite           Identity Manager's database (WAL), with the audit log of every write
     hermod/application.yml   Hermod's configuration (allowed-clients), applied on a refresh
     hermod/truststore.pem    the certificates Hermod trusts when it calls a client back
