@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.steps import manual
 from smartid.deployment import Deployment
 from smartid.plan import Changes
 
@@ -25,7 +24,7 @@ def test_admin_password_changed(deployment: Deployment, changes: Changes) -> Non
         if uses_site_password:
             return
         if idm.admin_api == "none":
-            manual(
+            changes.manual(
                 f"In IDM Admin ({idm.admin_url}) open Home > User Administration, select "  # noqa: S608
                 f"'{idm.admin_user}' and set the password from {idm.admin_password.source}"
             )

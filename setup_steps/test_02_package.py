@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.steps import IdmView
 from smartid import errors
 from smartid.deployment import Deployment
 from smartid.idm import IdmClient
 from smartid.idm.export import NotVerifiable, read_configuration
-from smartid.idm.snapshot import IdmSnapshot, Kind, from_configuration, from_contract
+from smartid.idm.snapshot import IdmSnapshot, Kind, from_contract
 from smartid.plan import Changes
 from smartid.verify.configuration import missing_objects
 
@@ -35,14 +36,16 @@ def _package(deployment: Deployment) -> tuple[Path, bytes]:
         raise errors.PackageError(str(path), f"cannot be read ({exc.strerror})") from None
 
 
-def _snapshot(deployment: Deployment, client: IdmClient) -> IdmSnapshot:
+def _snapshot(deployment: Deployment, client: IdmClient, view: IdmView) -> IdmSnapshot:
     """IDM's configuration as this step can see it: the admin contract's lists, or without the
     contract the configuration download (NotVerifiable if the suite cannot read it)."""
     idm = deployment.site.idm
     if idm is not None and idm.admin_api == "contract":
         return from_contract(client)
-    where = f"IDM Admin's configuration download ({client.admin_url})"
-    return from_configuration(read_configuration(client.download_configuration(), where), where)
+    snapshot = view.snapshot()
+    if snapshot is None:
+        raise NotVerifiable(view.problem or f"{view.source} cannot be read")
+    return snapshot
 
 
 def _missing_objects(snapshot: IdmSnapshot, path: Path, data: bytes) -> list[str] | None:
@@ -55,7 +58,7 @@ def _missing_objects(snapshot: IdmSnapshot, path: Path, data: bytes) -> list[str
     return missing_objects(contents, snapshot)
 
 
-def test_package_uploaded(deployment: Deployment, changes: Changes) -> None:
+def test_package_uploaded(deployment: Deployment, changes: Changes, idm_view: IdmView) -> None:
     """SETUP-201 SharedCredentials.zip is installed; an identical package is not uploaded again."""
     path, data = _package(deployment)
     digest = hashlib.sha256(data).hexdigest()
@@ -64,7 +67,7 @@ def test_package_uploaded(deployment: Deployment, changes: Changes) -> None:
     client, _ = deployment.working_admin()
     with client:
         try:
-            before: IdmSnapshot | None = _snapshot(deployment, client)
+            before: IdmSnapshot | None = _snapshot(deployment, client, idm_view)
         except NotVerifiable as exc:
             changes.note(
                 f"{exc}; whether the package is installed is judged from the site "
@@ -97,9 +100,10 @@ def test_package_uploaded(deployment: Deployment, changes: Changes) -> None:
             )
             if changes.apply:
                 deployment.state.write(UPLOADED, digest.encode())
+                idm_view.forget()
         if not changes.apply or before is None:
             return
-        after = _snapshot(deployment, client)
+        after = _snapshot(deployment, client, idm_view)
     if after.packages is None:
         missing = _missing_objects(after, path, data) or []
         assert not missing, f"missing after the upload of {path}: {', '.join(missing)}"
@@ -114,14 +118,16 @@ def test_package_uploaded(deployment: Deployment, changes: Changes) -> None:
         )
 
 
-def test_package_objects_exist(deployment: Deployment, planning: bool, changes: Changes) -> None:
+def test_package_objects_exist(
+    deployment: Deployment, planning: bool, changes: Changes, idm_view: IdmView
+) -> None:
     """SETUP-202 The package's CA, messaging server, hermod user, data pools, sub-processes and
     processes exist."""
     site = deployment.site
     client, _ = deployment.working_admin()
     with client:
         try:
-            snapshot = _snapshot(deployment, client)
+            snapshot = _snapshot(deployment, client, idm_view)
         except NotVerifiable as exc:
             pytest.skip(f"not verifiable: {exc}")
     wanted: dict[Kind, set[str]] = {

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.steps import manual
+from fixtures.steps import IdmView
 from smartid import errors
 from smartid.cm import ConnectionZipError, build_connection_zip, read_connection_zip
 from smartid.cm.connection_zip import reencode_pkcs12
 from smartid.deployment import Deployment
-from smartid.idm import CertificateAuthority, IdmClient
-from smartid.plan import Changes
+from smartid.idm import CertificateAuthority
+from smartid.plan import Changes, converge
 from smartid.site import CertificateManagerSection
 
 EPIC = "Configure Certificate Authority"
@@ -104,19 +104,23 @@ def connection_zip(deployment: Deployment, *, keep: bool = True) -> bytes:
     return data
 
 
-def _ca(client: IdmClient, name: str, planning: bool) -> CertificateAuthority | None:
-    try:
-        return client.certificate_authority(name)
-    except errors.NotFoundError:
-        if planning:
-            return None
-        raise
-
-
-def _manual_if_no_contract(deployment: Deployment, instruction: str) -> None:
+def _no_contract(deployment: Deployment) -> bool:
     idm = deployment.site.idm
-    if idm is not None and idm.admin_api == "none":
-        manual(instruction)
+    return idm is not None and idm.admin_api == "none"
+
+
+# Stands for "whatever types CM offers" where the site lists none: at least one must be imported.
+_ANY = "*"
+
+
+def _types(value: frozenset[str]) -> str:
+    named = ", ".join(sorted(value - {_ANY}))
+    offered = "what CM offers" if _ANY in value else ""
+    return " + ".join(part for part in (named, offered) if part) or "none"
+
+
+def _types_imported(have: frozenset[str], want: frozenset[str]) -> bool:
+    return bool(have) and want - {_ANY} <= have
 
 
 def test_connection_zip_made(deployment: Deployment, changes: Changes) -> None:
@@ -133,119 +137,115 @@ def test_connection_zip_made(deployment: Deployment, changes: Changes) -> None:
     )
 
 
-def test_general_tab_updated(deployment: Deployment, changes: Changes, planning: bool) -> None:
+def test_general_tab_updated(deployment: Deployment, changes: Changes, idm_view: IdmView) -> None:
     """SETUP-302 The CA's General tab holds the site's description and the CA is enabled."""
     section = _section(deployment)
-    _manual_if_no_contract(
-        deployment,
-        f"In IDM Admin open the CA '{section.ca_name}', General "
-        f"tab: set Description to '{section.description}'",
-    )
+    name = section.ca_name
+    contract = not _no_contract(deployment)
     client, _ = deployment.working_admin()
     with client:
-        ca = _ca(client, section.ca_name, planning)
-        if ca is None:
-            changes.change(
-                f"CA '{section.ca_name}'",
-                "description",
-                "update",
-                lambda: None,
-                new=section.description,
+
+        def update(ca: CertificateAuthority | None) -> None:
+            client.update_certificate_authority(
+                name,
+                version=ca.version if ca is not None else 0,
+                description=section.description,
+                enabled=True,
             )
-            return
-        if ca.description != section.description or not ca.enabled:
-            current = ca
-            changes.change(
-                f"CA '{section.ca_name}'",
-                "description",
-                "update",
-                lambda: client.update_certificate_authority(
-                    current.name,
-                    version=current.version,
-                    description=section.description,
-                    enabled=True,
-                ),
-                old=f"{ca.description!r} enabled={ca.enabled}",
-                new=f"{section.description!r} enabled=True",
-            )
-        if changes.apply:
-            after = client.certificate_authority(section.ca_name)
-            assert after.description == section.description
-            assert after.enabled
+
+        converge(
+            changes,
+            f"CA '{name}'",
+            "description",
+            "update",
+            want=(section.description, True),
+            value=lambda ca: (ca.description, ca.enabled),
+            read=(lambda: client.certificate_authority(name)) if contract else None,
+            write=update if contract else None,
+            manual=f"In IDM Admin open the CA '{name}', General tab: set Description to "
+            f"'{section.description}', enable the CA and save",
+            where=client.admin_url,
+            observe=lambda: idm_view.certificate_authority(name),
+            seen_in=idm_view.source,
+            show=lambda value: f"{value[0]!r} enabled={value[1]}",
+        )
 
 
-def test_connection_zip_uploaded(deployment: Deployment, changes: Changes, planning: bool) -> None:
+def test_connection_zip_uploaded(
+    deployment: Deployment, changes: Changes, idm_view: IdmView
+) -> None:
     """SETUP-303 The CA holds the CM connection zip (compared by sha256)."""
     section = _section(deployment)
+    name = section.ca_name
     data = connection_zip(deployment, keep=changes.apply)
-    digest = hashlib.sha256(data).hexdigest()
-    _manual_if_no_contract(
-        deployment,
-        f"In IDM Admin open the CA '{section.ca_name}', General "
-        f"tab: upload {deployment.state.file(ZIP_FILE)}",
-    )
+    contract = not _no_contract(deployment)
     client, _ = deployment.working_admin()
     with client:
-        ca = _ca(client, section.ca_name, planning)
-        current = ca.connection.sha256 if ca is not None and ca.connection else None
-        if current != digest:
-            changes.change(
-                f"CA '{section.ca_name}'",
-                "connection zip",
-                "upload",
-                lambda: client.upload_connection_zip(
-                    section.ca_name, data, version=ca.version if ca else 0
-                ),
-                old=current,
-                new=digest,
-            )
-        if changes.apply:
-            after = client.certificate_authority(section.ca_name)
-            assert after.connection is not None
-            assert after.connection.sha256 == digest
+
+        def upload(ca: CertificateAuthority | None) -> None:
+            client.upload_connection_zip(name, data, version=ca.version if ca else 0)
+
+        converge(
+            changes,
+            f"CA '{name}'",
+            "connection zip",
+            "upload",
+            want=hashlib.sha256(data).hexdigest(),
+            value=lambda ca: ca.connection.sha256 if ca.connection is not None else "none",
+            read=(lambda: client.certificate_authority(name)) if contract else None,
+            write=upload if contract else None,
+            manual=f"In IDM Admin open the CA '{name}', General tab: upload "
+            f"{deployment.state.file(ZIP_FILE)}",
+            where=client.admin_url,
+            observe=lambda: idm_view.certificate_authority(name),
+            seen_in=idm_view.source,
+        )
 
 
 def test_certificate_types_imported(
-    deployment: Deployment, changes: Changes, planning: bool
+    deployment: Deployment, changes: Changes, idm_view: IdmView
 ) -> None:
     """SETUP-304 The certificate types (CM token procedures) are imported into the CA."""
     section = _section(deployment)
-    _manual_if_no_contract(
-        deployment, f"In IDM Admin open the CA '{section.ca_name}' and run Import certificate types"
-    )
+    name = section.ca_name
+    contract = not _no_contract(deployment)
     client, _ = deployment.working_admin()
     with client:
-        ca = _ca(client, section.ca_name, planning)
-        have = set(ca.certificate_types) if ca is not None else set()
-        wanted = set(section.certificate_types)
-        if not have or not wanted <= have:
-            result = changes.change(
-                f"CA '{section.ca_name}'",
-                "certificate types",
-                "run",
-                lambda: client.import_certificate_types(section.ca_name),
-                old=", ".join(sorted(have)) or "none",
-                new=", ".join(sorted(wanted)) or "what CM offers",
-            )
-            if result is not None and not result.ok:
+
+        def run_import(_: CertificateAuthority | None) -> None:
+            result = client.import_certificate_types(name)
+            if not result.ok:
                 raise errors.ProtocolError(
                     client.admin_url,
-                    f"Import certificate types of CA '{section.ca_name}' failed: {result.error}",
+                    f"Import certificate types of CA '{name}' failed: {result.error}",
                 )
-        if changes.apply:
-            after = set(client.certificate_authority(section.ca_name).certificate_types)
-            assert after, f"CA '{section.ca_name}' has no certificate types after the import"
-            missing = sorted(wanted - after)
-            assert not missing, f"certificate types missing after the import: {missing}"
+
+        converge(
+            changes,
+            f"CA '{name}'",
+            "certificate types",
+            "run",
+            want=frozenset(section.certificate_types or [_ANY]),
+            value=lambda ca: frozenset(ca.certificate_types),
+            read=(lambda: client.certificate_authority(name)) if contract else None,
+            write=run_import if contract else None,
+            manual=f"In IDM Admin open the CA '{name}' and run Import certificate types",
+            where=client.admin_url,
+            observe=lambda: idm_view.certificate_authority(name),
+            seen_in=idm_view.source,
+            same=_types_imported,
+            show=_types,
+        )
 
 
 def test_ca_connection_test_passes(deployment: Deployment, changes: Changes) -> None:
     """SETUP-305 The CA's Test connection reaches CM with the officer certificate."""
     section = _section(deployment)
-    _manual_if_no_contract(
-        deployment,
-        f"In IDM Admin open the CA '{section.ca_name}' and run Test connection; it must succeed",
-    )
+    if _no_contract(deployment):
+        changes.manual(
+            f"In IDM Admin open the CA '{section.ca_name}' and run Test connection; it must "
+            "succeed (CONN-004 proves CM accepts the officer certificate)"
+        )
     if not changes.apply:
         return  # the test depends on the uploads above; the verify run repeats it
     client, _ = deployment.working_admin()

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from fixtures.steps import ManualSteps, manual
+from fixtures.steps import IdmView, ManualSteps
 from smartid import errors
 from smartid.deployment import HERMOD_KEY_FILE, Deployment
 from smartid.hermod import (
@@ -23,8 +23,9 @@ from smartid.hermod import (
     parse_clients,
     run_refresh,
 )
+from smartid.idm.models import MessagingServer, TrustEntry
 from smartid.masking import MASKER, Secret
-from smartid.plan import Changes
+from smartid.plan import Changes, converge
 from smartid.report import seam
 from smartid.site import MessagingSection
 
@@ -196,7 +197,7 @@ def _run_refresh(deployment: Deployment, refresh: Refresh) -> None:
 
 
 def test_messaging_server_configured(
-    deployment: Deployment, changes: Changes, planning: bool
+    deployment: Deployment, changes: Changes, idm_view: IdmView
 ) -> None:
     """SETUP-403 The messaging server in IDM has Hermod's command URL, the authentication token
     base64(client-id:key) and the site's lifespan."""
@@ -204,84 +205,85 @@ def test_messaging_server_configured(
     assert section.url is not None
     url = f"{section.url}/command"
     key = _key(deployment)
-    if _no_contract(deployment):
-        manual(
-            f"In IDM Admin open Home > Messaging Server '{section.server}': URL {url}, "
-            f"Authentication token = the X-Api-Key line of "
-            f"{deployment.state.file(SECTION_FILE)}, Lifespan {section.lifespan}"
-        )
+    token = deployment.desired_hermod_client(key).api_key if key else None
+    contract = not _no_contract(deployment)
     client, _ = deployment.working_admin()
     with client:
-        try:
-            server = client.messaging_server(section.server)
-        except errors.NotFoundError:
-            if not planning:
-                raise
-            changes.change(
-                f"messaging server '{section.server}'",
-                "url, token, lifespan",
-                "update",
-                lambda: None,
-                new=url,
+
+        def update(server: MessagingServer | None) -> None:
+            client.update_messaging_server(
+                section.server,
+                version=server.version if server is not None else 0,
+                url=url,
+                authentication_token=token,
+                lifespan=section.lifespan,
             )
-            return
-        token = deployment.desired_hermod_client(key).api_key if key else None
-        token_ok = token is not None and server.token_matches(token)
-        if server.url != url or server.lifespan != section.lifespan or not token_ok:
-            changes.change(
-                f"messaging server '{section.server}'",
-                "url, token, lifespan",
-                "update",
-                lambda: client.update_messaging_server(
-                    section.server,
-                    version=server.version,
-                    url=url,
-                    authentication_token=token,
-                    lifespan=section.lifespan,
-                ),
-                old=f"{server.url or 'none'}, token {'matches' if token_ok else 'differs'}, "
-                f"{server.lifespan}",
-                new=f"{url}, token of client '{section.client_id}', {section.lifespan}",
-            )
-        if changes.apply:
-            after = client.messaging_server(section.server)
-            assert after.url == url
-            assert after.lifespan == section.lifespan
-            assert token is not None
-            assert after.token_matches(token), "IDM holds another authentication token"
+
+        converge(
+            changes,
+            f"messaging server '{section.server}'",
+            "url, token, lifespan",
+            "update",
+            want=(url, True, section.lifespan),
+            value=lambda server: (
+                server.url,
+                token is not None and server.token_matches(token),
+                server.lifespan,
+            ),
+            read=(lambda: client.messaging_server(section.server)) if contract else None,
+            write=update if contract else None,
+            manual=f"In IDM Admin open Home > Messaging Server '{section.server}': URL {url}, "
+            f"Authentication token = the X-Api-Key line of "
+            f"{deployment.state.file(SECTION_FILE)}, Lifespan {section.lifespan}",
+            where=client.admin_url,
+            observe=lambda: idm_view.messaging_server(section.server),
+            seen_in=idm_view.source,
+            show=lambda value: (
+                f"{value[0] or 'none'}, token "
+                f"{'matches' if value[1] else 'differs'}, lifespan {value[2]}"
+            ),
+        )
 
 
-def test_hermod_user_password_set(deployment: Deployment, changes: Changes, planning: bool) -> None:
-    """SETUP-404 The IDM user hermod has the password that Hermod sends on callbacks."""
+def test_hermod_user_password_set(
+    deployment: Deployment, changes: Changes, idm_view: IdmView
+) -> None:
+    """SETUP-404 The IDM user hermod has the password that Hermod sends on callbacks (without
+    the contract: IDM accepts that user and password, proven through the deploy API)."""
     section = _section(deployment)
     password = section.hermod_password.get()
-    if _no_contract(deployment):
-        manual(
-            f"In IDM Admin open Home > User Administration, user '{section.hermod_user}': "
-            f"set the password from {section.hermod_password.source}"
-        )
+    contract = not _no_contract(deployment)
     client, _ = deployment.working_admin()
     with client:
-        if client.credentials_valid(section.hermod_user, password):
-            return
-        try:
-            user = client.user(section.hermod_user)
-        except errors.NotFoundError:
-            if not planning:
-                raise
-            user = None
-        changes.change(
+
+        def set_password(_: bool | None) -> None:
+            try:
+                user = client.user(section.hermod_user)
+            except errors.NotFoundError:
+                if changes.apply:
+                    raise
+                return
+            client.set_password(section.hermod_user, password, version=user.version)
+
+        def accepted() -> bool:
+            return client.credentials_valid(section.hermod_user, password)
+
+        converge(
+            changes,
             f"user '{section.hermod_user}'",
             "password",
             "set",
-            lambda: client.set_password(
-                section.hermod_user, password, version=user.version if user else 0
-            ),
-            old="not set" if user is None or not user.has_password else "another password",
-            new=password,
+            want=True,
+            value=lambda ok: ok,
+            read=accepted if contract else None,
+            write=set_password if contract else None,
+            manual=f"In IDM Admin open Home > User Administration, user "
+            f"'{section.hermod_user}': set the password from {section.hermod_password.source}",
+            where=client.admin_url,
+            observe=accepted,
+            seen_in=f"IDM's answer to {section.hermod_user}'s login ({client.admin_url})",
+            show=lambda ok: "the site's password" if ok else "another password or none",
         )
-        if changes.apply:
-            assert client.credentials_valid(section.hermod_user, password)
 
 
 def _ca_certificates(path: Path) -> list[x509.Certificate]:
@@ -297,38 +299,52 @@ def _alias(cert: x509.Certificate) -> str:
     return "hermod-" + re.sub(r"[^a-z0-9]+", "-", str(label).lower()).strip("-")[:50]
 
 
-def test_idm_trusts_hermod(deployment: Deployment, changes: Changes) -> None:
+def _digest(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def test_idm_trusts_hermod(deployment: Deployment, changes: Changes, idm_view: IdmView) -> None:
     """SETUP-405 IDM's truststore holds the CA certificates that verify Hermod's server
     certificate (HTTPS connection set up)."""
     section = _section(deployment)
     if section.ca_bundle is None:
         pytest.skip("Hermod's certificate chains to a public CA: nothing to import")
-    certificates = _ca_certificates(Path(section.ca_bundle))
-    if _no_contract(deployment):
-        manual(
-            f"Import the certificates of {section.ca_bundle} into IDM's truststore and restart IDM"
-        )
+    certificates = {_digest(cert): cert for cert in _ca_certificates(Path(section.ca_bundle))}
+    contract = not _no_contract(deployment)
     client, _ = deployment.working_admin()
     with client:
-        present = {entry.sha256 for entry in client.truststore()}
-        for cert in certificates:
-            digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-            if digest in present:
-                continue
-            pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-            alias = _alias(cert)
-            changes.change(
-                "IDM truststore",
-                alias,
-                "add",
-                lambda pem=pem, alias=alias: client.add_trust(alias, pem),
-                new=cert.subject.rfc4514_string(),
-            )
-        if changes.apply:
-            after = {entry.sha256 for entry in client.truststore()}
-            for cert in certificates:
-                digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-                assert digest in after, f"{cert.subject.rfc4514_string()} is not trusted"
+
+        def add(entries: tuple[TrustEntry, ...] | None) -> None:
+            present = {entry.sha256 for entry in entries or ()}
+            for digest, cert in certificates.items():
+                if digest not in present:
+                    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+                    client.add_trust(_alias(cert), pem)
+
+        def snapshot_truststore() -> tuple[TrustEntry, ...] | None:
+            snapshot = idm_view.snapshot()
+            return snapshot.truststore if snapshot is not None else None
+
+        def shown(digests: frozenset[str]) -> str:
+            names = sorted(certificates[d].subject.rfc4514_string() for d in digests)
+            return "; ".join(names) or "none of them"
+
+        converge(
+            changes,
+            "IDM truststore",
+            f"the CA certificates of {section.ca_bundle}",
+            "add",
+            want=frozenset(certificates),
+            value=lambda entries: frozenset(e.sha256 for e in entries) & set(certificates),
+            read=(lambda: tuple(client.truststore())) if contract else None,
+            write=add if contract else None,
+            manual=f"Import the certificates of {section.ca_bundle} into IDM's truststore and "
+            "restart IDM (SETUP-406's Test connection proves it)",
+            where=client.admin_url,
+            observe=snapshot_truststore,
+            seen_in=idm_view.source,
+            show=shown,
+        )
 
 
 def test_messaging_round_trip_passes(
@@ -338,12 +354,14 @@ def test_messaging_round_trip_passes(
     token, and Hermod's callback back to IDM as the hermod user."""
     section = _section(deployment)
     if _no_contract(deployment):
-        manual(f"In IDM Admin open Messaging Server '{section.server}' and run Test connection")
+        changes.manual(
+            f"In IDM Admin open Messaging Server '{section.server}' and run Test connection"
+        )
     if not changes.apply:
         return
     if manual_steps.of("SETUP-402"):
         # Hermod serves its old clients until it is refreshed: the test would fail for that alone.
-        manual(
+        changes.manual(
             f"Once Hermod's configuration is refreshed (SETUP-402), run setup again or run Test "
             f"connection of Messaging Server '{section.server}' in IDM Admin"
         )

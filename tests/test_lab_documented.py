@@ -5,6 +5,7 @@ page, and the lab counts requests per path so that a test can show a run made no
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,10 +166,22 @@ def test_setup_without_the_contract_runs_to_the_end_through_the_deploy_api(
     store = Store(state.database)
     with running_lab(state, documented_only=True):
         factory_writes = store.audit_count()
+        planned = run_suite("-m", "setup", "--plan", f"--site={site}", env=env)
+        assert planned.returncode == 0, planned.output
+        plan = json.loads((tmp_path / "reports" / "plan.json").read_text(encoding="utf-8"))
+        assert len(plan["manual"]) == 15, plan
+        assert plan["manual"][0]["step"] == "SETUP-101"
+        assert "\n15 steps manual: SETUP-101, " in planned.output
+        assert store.audit_count() == factory_writes
         first = run_suite("-m", "setup", f"--site={site}", env=env)
         assert first.returncode == 0, first.output
         assert "SETUP-501[Lock user/Lock related credentials]: manual: " in first.output
         assert "Home > Processes" in first.output
+        assert (
+            "15 steps manual: SETUP-101, SETUP-302, SETUP-303, SETUP-304, SETUP-305, SETUP-403, "
+            "SETUP-404, SETUP-405, SETUP-406, SETUP-501[Deactivate user/Deactivate related "
+            "credentials], "
+        ) in first.output
         uploads = request_counts(state).get("/idm-admin/ws/deploy/configuration", 0)
         assert store.audit_count() == factory_writes + 1  # the one upload, nothing else
         assert store.get(1, "process", "Lock user") is not None
@@ -179,6 +192,57 @@ def test_setup_without_the_contract_runs_to_the_end_through_the_deploy_api(
         assert store.audit_count() == factory_writes + 1  # nothing uploaded again
         assert request_counts(state).get("/idm-admin/ws/deploy/configuration", 0) > uploads
         assert contract_requests(state) == 0
+
+
+@pytest.mark.e2e
+def test_setup_without_the_contract_proves_what_the_administrator_already_did(
+    set_up_documented: LabState, tmp_path: Path
+) -> None:
+    """On an IDM whose guide steps are done, setup with admin_api = "none" proves each step the
+    download shows (or the deploy API's login, for the hermod user's password) instead of
+    listing it as manual; what no documented interface shows stays manual. A binding changed
+    behind the suite's back is manual again, with the value IDM holds now."""
+    state = set_up_documented
+    site = documented_site(tmp_path, "lab")  # the site state of the setup run: its zip, its key
+    env = {
+        "SMARTID_LAB_STATE": str(state.path),
+        "SMARTID_STATE": str(state.path.parent / "s0"),
+        "SMARTID_REPORTS": str(tmp_path / "reports"),
+    }
+    run = run_suite("-m", "setup", f"--site={site}", env=env)
+    assert run.returncode == 0, run.output
+    summary = run.output.split("Smart ID setup", 1)[1].split("short test summary")[0]
+    assert "\n3 steps manual: SETUP-305, SETUP-405, SETUP-406\n" in summary, summary
+    for step in ("SETUP-302", "SETUP-303", "SETUP-304", "SETUP-403", "SETUP-404"):
+        assert f"{step}: unchanged\n    " in summary, summary
+    assert "seen in IDM Admin's configuration download (https://" in summary
+    assert summary.count("SETUP-501[") == 6
+    assert "manual: In IDM Admin open Home > Processes" not in summary
+    assert contract_requests(state) == 0
+
+    store = Store(state.database)
+    lock = store.get(1, "process", "Lock user")
+    assert lock is not None
+    data = dict(lock.data)
+    data["tasks"] = [
+        {**task, "data_pool": "Credentials"} if task["name"] == "Lock related credentials" else task
+        for task in data["tasks"]
+    ]
+    with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+        store.update_object(db, 1, "process", "Lock user", data, lock.version)
+    try:
+        changed = run_suite("-m", "setup", f"--site={site}", env=env)
+    finally:
+        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+            now = store.get(1, "process", "Lock user")
+            assert now is not None
+            store.update_object(db, 1, "process", "Lock user", dict(lock.data), now.version)
+    assert changed.returncode == 0, changed.output
+    manual = [line for line in changed.output.splitlines() if ": manual: " in line]
+    binding = [line for line in manual if line.startswith("SETUP-501")]
+    assert len(binding) == 1, changed.output
+    assert binding[0].startswith("SETUP-501[Lock user/Lock related credentials]: manual: ")
+    assert binding[0].endswith("(now: Credentials / set credential status)")
 
 
 def _verify(

@@ -33,6 +33,7 @@ __all__ = [
     "NotFoundError",
     "PackageError",
     "ProtocolError",
+    "ReadBackError",
     "RejectedError",
     "SecretError",
     "SiteError",
@@ -109,6 +110,10 @@ class ConflictError(HTTPStatusError):
 
 class RejectedError(HTTPStatusError):
     """The target refused the input as invalid (400 or 422)."""
+
+
+class ReadBackError(TargetError):
+    """A write was accepted, but reading the object back shows another value."""
 
 
 class PackageError(SmartIDError):

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Literal, TypeVar
 
 from smartid.idm.client import IdmClient
-from smartid.idm.export import Configuration
+from smartid.idm.export import Configuration, read_configuration
 from smartid.idm.models import (
     CertificateAuthority,
     InstalledPackage,
@@ -24,7 +24,14 @@ from smartid.idm.models import (
     TrustEntry,
 )
 
-__all__ = ["IdmSnapshot", "Kind", "from_configuration", "from_contract"]
+__all__ = [
+    "IdmSnapshot",
+    "Kind",
+    "download_source",
+    "from_configuration",
+    "from_contract",
+    "from_download",
+]
 
 Kind = Literal[
     "packages",
@@ -108,3 +115,15 @@ def from_configuration(configuration: Configuration, source: str) -> IdmSnapshot
         processes=configuration.processes,
         truststore=None,
     )
+
+
+def download_source(admin_url: str) -> str:
+    """The phrase naming IDM Admin's configuration download, as reports and failures show it."""
+    return f"IDM Admin's configuration download ({admin_url.rstrip('/')})"
+
+
+def from_download(client: IdmClient) -> IdmSnapshot:
+    """What IDM Admin's documented configuration download shows now (one download, read in
+    memory); NotVerifiable when the suite cannot read the zip."""
+    where = download_source(client.admin_url)
+    return from_configuration(read_configuration(client.download_configuration(), where), where)
