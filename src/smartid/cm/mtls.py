@@ -136,7 +136,8 @@ def _attempt(
                 raw, server_hostname=server_name, do_handshake_on_connect=False
             )
         except OSError:
-            return ended("refused", "handshake", "the peer reset the connection before TLS")
+            message = "TCP connection failed: the peer reset it before the TLS handshake"
+            return ended("unreachable", "connect", message)
         with tls:
             tls.setblocking(False)
             try:
