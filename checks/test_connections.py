@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from smartid.cm import cm_ping
+from smartid.cm import cm_ping, judge_officer_proof, prove_officer
 from smartid.deployment import Deployment
 from smartid.errors import AuthenticationError
 from smartid.hermod import HermodApi, HermodClient, HermodConfigError
@@ -127,16 +127,29 @@ def test_cm_ping_names_the_officer(
     deployment: Deployment,
     findings: Findings,
 ) -> None:
-    """CONN-004 CM answers a ping over mutual TLS with the site's officer certificate and names
-    that officer."""
+    """CONN-004 CM accepts the site's officer certificate over mutual TLS: its ping names that
+    officer (where the site gives `ping_url`), or else it refuses a client without a certificate
+    and answers the officer's first request."""
     if declared_cm.url is None:
         pytest.skip("the site gives no [certificate_manager] url")
     where = f"CM {declared_cm.url}"
     if officer.files is None:
         findings.add("officer", officer.problem or "none", "the site's officer keystore", where)
         return
+    if declared_cm.ping_url is None:
+        timeouts = deployment.timeouts
+        proof = prove_officer(
+            declared_cm.url,
+            client_cert=officer.files,
+            ca_bundle=_bundle(declared_cm.ca_bundle),
+            server_name=declared_cm.server_name,
+            timeout=timeouts.connect + timeouts.read,
+        )
+        seam.attach_json("CM mutual TLS", proof.to_dict())
+        findings.extend(judge_officer_proof(proof))
+        return
     ping = cm_ping(
-        declared_cm.url,
+        declared_cm.ping_url,
         ca_bundle=_bundle(declared_cm.ca_bundle),
         client=officer.files,
         timeouts=deployment.timeouts,

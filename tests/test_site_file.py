@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from smartid.errors import SecretError, SiteError
+from smartid.lab.target import lab_site
 from smartid.site import load_site, parse_site
 from tests.helpers import ROOT, run_suite
+from tests.lab import new_state
 
 SECRET = "Sup3r-secret-value-42"
 
@@ -46,6 +48,26 @@ BAD_SITES = [
         "valid integer",
     ),
     ("missing-required", REMOTE_HEAD, {}, {}, "idm.admin_password", "required key is missing"),
+    *[
+        (
+            case_id,
+            REMOTE_HEAD
+            + 'admin_password = { env = "P" }\n[certificate_manager]\nurl = "https://cm:8444/cm"\n'
+            + f'ping_url = "{ping_url}"\n',
+            {},
+            {"P": SECRET},
+            "certificate_manager.ping_url",
+            problem,
+        )
+        for case_id, ping_url, problem in [
+            ("ping-url-http", "http://cm:8444/cm/api/v1/ping", "must be an https:// URL"),
+            (
+                "ping-url-lab-placeholder-on-remote",
+                "{lab_cm}/api/v1/ping",
+                "uses {lab_cm} but the site's target is not the lab",
+            ),
+        ]
+    ],
     (
         "generateclient-over-the-network",
         REMOTE_HEAD
@@ -413,3 +435,10 @@ def test_refresh_settings_have_their_defaults(tmp_path: Path) -> None:
 )
 def test_one_way_to_refresh_hermod_is_accepted(tmp_path: Path, line: str) -> None:
     assert parse_site(_write(tmp_path, MESSAGING + line + "\n", {})).messaging is not None
+
+
+def test_the_lab_site_pings_the_lab_cm(tmp_path: Path) -> None:
+    state = new_state(tmp_path / "lab")
+    site = lab_site(parse_site(ROOT / "sites" / "lab.toml", state.path), state)
+    assert site.certificate_manager is not None
+    assert site.certificate_manager.ping_url == f"{state.endpoints()['cm']}/api/v1/ping"

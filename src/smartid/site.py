@@ -54,6 +54,7 @@ __all__ = [
 
 LAB_STATE_PLACEHOLDER = "{lab_state}"
 LAB_HERMOD_PLACEHOLDER = "{lab_hermod}"
+LAB_CM_PLACEHOLDER = "{lab_cm}"
 
 
 def _https_url(value: str) -> str:
@@ -118,6 +119,22 @@ def _refresh_url(value: str, info: ValidationInfo) -> str:
 
 
 RefreshUrl = Annotated[str, AfterValidator(_refresh_url)]
+
+
+def _ping_url(value: str, info: ValidationInfo) -> str:
+    """CM's ping endpoint, for a CM that offers one (CM's REST API is not public; the lab CM has
+    its own): an https:// URL, or `{lab_cm}` standing for the lab CM's base URL (lab sites only),
+    which the lab fills in once it knows its port."""
+    if value.startswith(LAB_CM_PLACEHOLDER):
+        if (info.context or {}).get("lab_state") is None:
+            raise ValueError(f"uses {LAB_CM_PLACEHOLDER} but the site's target is not the lab")
+        if not value.removeprefix(LAB_CM_PLACEHOLDER).startswith("/"):
+            raise ValueError(f"must go on with a path after {LAB_CM_PLACEHOLDER} (got '{value}')")
+        return value
+    return _https_url(value)
+
+
+PingUrl = Annotated[str, AfterValidator(_ping_url)]
 
 COMMAND_TYPE_PLACEHOLDER = "<type>"
 # What Hermod appends to a client's callback-url: inferred from the API overview, which lists the
@@ -244,6 +261,9 @@ class CertificateManagerSection(_TlsTarget):
     ca_name: str = "Smart ID Certificate Manager"
     description: str = "Smart ID Certificate Manager"
     url: HttpsUrl | None = None
+    # A CM that answers a ping naming the officer (the lab CM does); without it, CONN-004 proves
+    # the officer certificate by the mutual-TLS handshake and a first read at `url`.
+    ping_url: PingUrl | None = None
     officer_keystore: SitePath | None = None
     officer_keystore_password: SecretRef | None = None
     trust_certs: list[SitePath] = Field(default_factory=list)

@@ -1,5 +1,7 @@
 """A client for Certificate Manager as the officer IDM uses: who CM sees, and the token procedures
-the officer may use. CM's REST API is not public; the paths are the lab CM's (docs/cm-lab-api.md).
+the officer may use. CM's REST API is not public; the paths are the lab CM's (docs/cm-lab-api.md),
+and a site names its ping only where its CM offers one (`ping_url`). What works against any CM is
+the mutual-TLS proof of `smartid.cm.mtls`.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ class CMPing:
 
 
 def cm_ping(
-    url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
+    ping_url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
 ) -> CMPing:
-    """Who CM sees at `url` (the base including /cm) with this client certificate."""
-    target, body = _get_json(url, "ping", ca_bundle, client, timeouts)
+    """Who CM's ping at `ping_url` (the site's `ping_url`) sees with this client certificate."""
+    target, body = _get_json(ping_url, ca_bundle, client, timeouts)
     fields = ("officer", "serial", "issuer", "protocol")
     if body.get("status") != "OK" or not all(isinstance(body.get(f), str) for f in fields):
         raise ProtocolError(target, f"the ping answer lacks status OK or one of {fields}")
@@ -41,7 +43,9 @@ def cm_token_procedures(
     url: str, *, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
 ) -> list[str]:
     """The names of the token procedures the officer may use, in CM's order."""
-    target, body = _get_json(url, "token-procedures", ca_bundle, client, timeouts)
+    target, body = _get_json(
+        f"{url.rstrip('/')}/api/v1/token-procedures", ca_bundle, client, timeouts
+    )
     procedures = body.get("token_procedures")
     if not isinstance(procedures, list) or not all(
         isinstance(p, dict) and isinstance(p.get("name"), str) for p in procedures
@@ -51,13 +55,8 @@ def cm_token_procedures(
 
 
 def _get_json(
-    url: str,
-    path: str,
-    ca_bundle: Path | None,
-    client: tuple[Path, Path] | None,
-    timeouts: Timeouts,
+    target: str, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
 ) -> tuple[str, dict[str, Any]]:
-    target = f"{url.rstrip('/')}/api/v1/{path}"
     with session(ca_bundle, client, timeouts) as http:
         response = check_status(http.get(target))
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 from smartid.errors import LabError
 from smartid.lab.probe import probe, serves_documented_only
 from smartid.lab.state import LabState
-from smartid.site import LAB_HERMOD_PLACEHOLDER, Site
+from smartid.site import LAB_CM_PLACEHOLDER, LAB_HERMOD_PLACEHOLDER, Site
 
 __all__ = ["StartedLab", "ensure_running", "lab_site"]
 
@@ -102,16 +102,18 @@ def ensure_running(state: LabState, *, documented_only: bool = False) -> Started
         ) from None
 
 
-def _lab_url(url: str | None, hermod: str) -> str | None:
-    """A site URL with `{lab_hermod}` standing for the lab Hermod's REST base, filled in."""
+def _lab_url(url: str | None, placeholder: str, base: str) -> str | None:
+    """A site URL with `placeholder` (`{lab_hermod}`, `{lab_cm}`) standing for the lab
+    component's base URL `base`, filled in."""
     if url is None:
         return None
-    return url.replace(LAB_HERMOD_PLACEHOLDER, hermod, 1)
+    return url.replace(placeholder, base, 1)
 
 
 def lab_site(site: Site, state: LabState) -> Site:
     """The site with what the lab decides (URLs, CA bundle, officer keystore) filled in where the
-    site file leaves it out, and `{lab_hermod}` in Hermod's refresh URL expanded."""
+    site file leaves it out, `{lab_hermod}` in Hermod's refresh URL and `{lab_cm}` in CM's ping
+    URL expanded."""
     endpoints = state.endpoints()
     bundle = str(state.pki.ca_bundle)
     update: dict[str, object] = {}
@@ -130,6 +132,7 @@ def lab_site(site: Site, state: LabState) -> Site:
         update["certificate_manager"] = cm.model_copy(
             update={
                 "url": cm.url or endpoints.get("cm"),
+                "ping_url": _lab_url(cm.ping_url, LAB_CM_PLACEHOLDER, endpoints["cm"]),
                 "ca_bundle": cm.ca_bundle or bundle,
                 "officer_keystore": cm.officer_keystore or str(state.pki.officer.p12),
                 "trust_certs": cm.trust_certs or [str(state.pki.ca_bundle)],
@@ -142,7 +145,9 @@ def lab_site(site: Site, state: LabState) -> Site:
                 "url": messaging.url or endpoints.get("hermod"),
                 "ca_bundle": messaging.ca_bundle or bundle,
                 "callback_url": messaging.callback_url or f"{endpoints['idm_operator']}/ws/hermod",
-                "refresh_url": _lab_url(messaging.refresh_url, endpoints["hermod"]),
+                "refresh_url": _lab_url(
+                    messaging.refresh_url, LAB_HERMOD_PLACEHOLDER, endpoints["hermod"]
+                ),
             }
         )
     filled = site.model_copy(update=update)
