@@ -2,7 +2,9 @@
 (docs/checks.md): the package, the CA, the messaging server and the hermod user, the six task
 bindings and IDM's trust in Hermod. IDM is observed once per run, through the admin contract or,
 with admin_api = "none", from IDM Admin's configuration download; what that source does not show
-is skipped as not verifiable, with the evidence an administrator adds by hand. The judgements are
+is skipped as not verifiable, with the evidence an administrator adds by hand. The package and
+the bindings are judged in IDM Operator's download too, where the site gives its URL, because
+configuration takes effect in the runtime only once it is there. The judgements are
 pure functions (smartid.verify.configuration); these checks fetch, attach and report."""
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.checks import IdmObservation, shown
+from fixtures.checks import IdmObservation, IdmSources, judge_everywhere, shown
 from smartid.errors import PackageError
-from smartid.idm.export import NotVerifiable, read_configuration
+from smartid.idm.export import Configuration, NotVerifiable, read_configuration
+from smartid.idm.snapshot import IdmSnapshot
 from smartid.report import seam
 from smartid.site import Binding, CertificateManagerSection, MessagingSection, PackageSection
 from smartid.verify import Findings
@@ -42,42 +45,46 @@ def _report(findings: Findings, gaps: list[Gap]) -> None:
 
 @pytest.mark.severity("normal")
 def test_package_installed(
-    idm_observation: IdmObservation, declared_package: PackageSection, findings: Findings
+    idm_sources: IdmSources, declared_package: PackageSection, findings: Findings
 ) -> None:
     """CONF-001 The site's configuration package is installed: under its name and declared
     version with the sha256 of the site's package file where IDM lists its packages, else with
-    every object of the package file present."""
-    snapshot = idm_observation.get()
+    every object of the package file present; in IDM Operator's download too, where the site
+    gives its URL."""
     expected, source = declared_package.sha256, "the site's sha256"
     if expected is None and declared_package.path is not None:
         expected, source = file_sha256(Path(declared_package.path)), str(declared_package.path)
-    contents = None
-    contents_source = "the site's package file"
-    if snapshot.packages is None:
+    package_file: list[Configuration] = []  # read once, by the first source that needs it
+
+    def contents(snapshot: IdmSnapshot) -> Configuration:
         if declared_package.path is None:
-            pytest.skip(
-                f"not verifiable: {snapshot.not_shown('packages')} and the site gives no "
-                "[package] path whose objects could be looked for"
+            raise NotVerifiable(
+                f"{snapshot.not_shown('packages')} and the site gives no [package] path whose "
+                "objects could be looked for"
             )
-        path = Path(declared_package.path)
-        contents_source = str(path)
-        try:
-            contents = read_configuration(path.read_bytes(), str(path))
-        except OSError as exc:
-            raise PackageError(str(path), f"cannot be read ({exc.strerror})") from None
-        except NotVerifiable as exc:
-            pytest.skip(f"not verifiable: {exc}")
-    else:
-        seam.attach_json("installed packages", [p.model_dump() for p in snapshot.packages.values()])
-    gaps = package_gaps(
-        snapshot,
-        declared_package,
-        expected_sha256=expected,
-        sha256_source=source,
-        contents=contents,
-        contents_source=contents_source,
-    )
-    _report(findings, gaps)
+        if not package_file:
+            path = Path(declared_package.path)
+            try:
+                package_file.append(read_configuration(path.read_bytes(), str(path)))
+            except OSError as exc:
+                raise PackageError(str(path), f"cannot be read ({exc.strerror})") from None
+        return package_file[0]
+
+    def judge(snapshot: IdmSnapshot) -> list[Gap]:
+        if snapshot.packages is not None:
+            seam.attach_json(
+                "installed packages", [p.model_dump() for p in snapshot.packages.values()]
+            )
+        return package_gaps(
+            snapshot,
+            declared_package,
+            expected_sha256=expected,
+            sha256_source=source,
+            contents=contents(snapshot) if snapshot.packages is None else None,
+            contents_source=str(declared_package.path),
+        )
+
+    judge_everywhere(findings, idm_sources, judge)
 
 
 @pytest.mark.severity("normal")
@@ -114,16 +121,20 @@ def test_messaging_server_as_declared(
 
 
 @pytest.mark.severity("critical")
-def test_task_bound(idm_observation: IdmObservation, binding: Binding, findings: Findings) -> None:
-    """CONF-004 The process task is bound to the declared data pool and sub-process."""
-    snapshot = idm_observation.get()
-    shown(snapshot, "processes")
-    assert snapshot.processes is not None
-    process = snapshot.processes.get(binding.process)
-    task = process.task(binding.task) if process is not None else None
-    if task is not None:
-        seam.attach_json("task", task.model_dump())
-    _report(findings, binding_gaps(snapshot.processes, binding))
+def test_task_bound(idm_sources: IdmSources, binding: Binding, findings: Findings) -> None:
+    """CONF-004 The process task is bound to the declared data pool and sub-process, in IDM
+    Admin and, where the site gives its URL, in IDM Operator's download."""
+
+    def judge(snapshot: IdmSnapshot) -> list[Gap]:
+        if snapshot.processes is None:
+            raise NotVerifiable(snapshot.not_shown("processes"))
+        process = snapshot.processes.get(binding.process)
+        task = process.task(binding.task) if process is not None else None
+        if task is not None:
+            seam.attach_json(f"task in {snapshot.source}", task.model_dump())
+        return binding_gaps(snapshot.processes, binding)
+
+    judge_everywhere(findings, idm_sources, judge)
 
 
 @pytest.mark.severity("critical")

@@ -66,6 +66,14 @@ CAUGHT: dict[str, Caught] = {
         None,
         (DOWNLOAD, "the signer 'CN=Smart ID Lab Config Zip Signer' expired on", "ago"),
     ),
+    "idm-operator-stale-configuration": Caught(
+        "CONF-004",
+        "Lock user/Lock related credentials",
+        (
+            "task 'Lock related credentials', in IDM Operator's configuration download (https://",
+            "data pool is 'none'",
+        ),
+    ),
     "idm-config-signature-broken": Caught(
         "CONF-006",
         None,

@@ -19,6 +19,7 @@ from cryptography import x509
 from smartid.cm import build_connection_zip
 from smartid.hermod import HermodClient, generate_key, merge_client
 from smartid.idm import IdmClient
+from smartid.idm.export import read_configuration
 from smartid.idm.signature import verify_jar
 from smartid.lab.faults import FAULTS, FaultSet
 from smartid.lab.state import LabState
@@ -52,6 +53,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
     state = new_state(tmp_path_factory.mktemp("lab"))
     with running_lab(state), _idm(state) as idm:
         idm.upload_configuration(state.package_file.read_bytes())
+        lock = idm.process("Lock user")
+        idm.bind_task(
+            "Lock user",
+            "Lock related credentials",
+            version=lock.version,
+            data_pool="Batch order",
+            sub_process="set credential status",
+        )
         yield state
 
 
@@ -254,6 +263,25 @@ def _download(state: LabState) -> str:
     return "signer expired" if days < 0 else "signer expiring" if days < 30 else "signer valid"
 
 
+def _operator_binding(state: LabState) -> str:
+    """Lock user's 'Lock related credentials' data pool in IDM Operator's download."""
+    operator = IdmClient(
+        state.endpoints()["idm_operator"],
+        user="admin",
+        password=ADMIN,
+        ca_bundle=state.pki.ca_bundle,
+        contract=False,
+    )
+    try:
+        with operator:
+            data = operator.download_configuration()
+    except Exception as exc:  # any failure is an observation here
+        return f"error: {type(exc).__name__}"
+    process = read_configuration(data, "IDM Operator's download").processes["Lock user"]
+    task = process.task("Lock related credentials")
+    return f"data pool {task.data_pool if task is not None else 'no task'}"
+
+
 def _observe(state: LabState) -> dict[str, str]:
     seen = {}
     # These raw probes race listeners that a fault switch is stopping; a socket the peer cut off
@@ -270,6 +298,7 @@ def _observe(state: LabState) -> dict[str, str]:
     seen["callback as hermod"] = _callback(state, "hermod")
     seen["callback anonymous"] = _callback(state, None)
     seen["idm download"] = _download(state)
+    seen["operator binding"] = _operator_binding(state)
     return seen
 
 
@@ -287,6 +316,7 @@ def baseline(lab: LabState) -> dict[str, str]:
     assert seen["callback as hermod"] == "200"
     assert seen["callback anonymous"] == "401"
     assert seen["idm download"] == "signer valid"
+    assert seen["operator binding"] == "data pool Batch order"
     return seen
 
 
@@ -324,6 +354,7 @@ def _expected(fault: str) -> tuple[str, str]:
         "idm-config-signer-expired": ("idm download", "signer expired"),
         "idm-config-signer-expiring-soon": ("idm download", "signer expiring"),
         "idm-config-signature-broken": ("idm download", "does not match its SHA-256 digest"),
+        "idm-operator-stale-configuration": ("operator binding", "data pool None"),
     }
     if fault in specific:
         return specific[fault]

@@ -24,11 +24,15 @@ pytestmark = pytest.mark.lab
 LAB_SITE = (ROOT / "sites" / "lab.toml").read_text(encoding="utf-8")
 
 
-def documented_site(folder: Path, name: str) -> Path:
-    """The lab site with admin_api = "none", for a lab that serves only what Nexus documents, and
-    without the lab CM's own ping, which a real CM does not offer."""
+def documented_site(folder: Path, name: str, *, operator_url: str | None = None) -> Path:
+    """The lab site with admin_api = "none", for a lab that serves only what Nexus documents,
+    without the lab CM's own ping, which a real CM does not offer; IDM Operator's URL is the
+    lab's unless one is given."""
     site = folder / f"{name}.toml"
-    text = LAB_SITE.replace("[idm]\n", '[idm]\nadmin_api = "none"\n', 1)
+    idm = '[idm]\nadmin_api = "none"\n'
+    if operator_url is not None:
+        idm += f'operator_url = "{operator_url}"\n'
+    text = LAB_SITE.replace("[idm]\n", idm, 1)
     text = "".join(line for line in text.splitlines(True) if not line.startswith("ping_url"))
     site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
     return site
@@ -248,9 +252,14 @@ def test_setup_without_the_contract_proves_what_the_administrator_already_did(
 
 
 def _verify(
-    state: LabState, tmp: Path, name: str, select: str = "task_bound"
+    state: LabState,
+    tmp: Path,
+    name: str,
+    select: str = "task_bound",
+    *,
+    operator_url: str | None = None,
 ) -> tuple[str, list[CheckOutcome]]:
-    site = documented_site(tmp, name)
+    site = documented_site(tmp, name, operator_url=operator_url)
     junit = tmp / f"{name}-junit.xml"
     run = run_suite(
         "-m",
@@ -362,3 +371,76 @@ def test_verify_without_the_contract_checks_the_downloads_signature(
         faults.switch("idm-config-signer-expired", False)
     assert [(o.label, o.status) for o in outcomes] == [("CONF-006", "failed")], output
     assert "the signer 'CN=Smart ID Lab Config Zip Signer' expired on" in outcomes[0].message
+
+
+ADMIN_DOWNLOAD = "/idm-admin/ws/deploy/configuration"
+OPERATOR_DOWNLOAD = "/idm-operator/ws/deploy/configuration"
+PACKAGE_AND_BINDINGS = "CONF-001 or task_bound"
+
+
+def _downloads(before: dict[str, int], after: dict[str, int], path: str) -> int:
+    return after.get(path, 0) - before.get(path, 0)
+
+
+@pytest.mark.e2e
+def test_verify_without_the_contract_judges_idm_operators_download_too(
+    set_up_documented: LabState, tmp_path: Path
+) -> None:
+    """With IDM Operator's URL (the lab site has the lab's), the package and the six bindings
+    are judged in IDM Operator's download as well as in IDM Admin's and pass; each download is
+    fetched once per run, no request reaches the contract, and Operator's zip is kept 0600 under
+    its own name. A binding that has not reached Operator fails its case alone, naming IDM
+    Operator's download and not IDM Admin's."""
+    state = set_up_documented
+    before = request_counts(state)
+    output, outcomes = _verify(state, tmp_path, "operator", PACKAGE_AND_BINDINGS)
+    after = request_counts(state)
+    assert [o.status for o in outcomes] == ["passed"] * 7, output
+    assert _downloads(before, after, ADMIN_DOWNLOAD) == 1
+    assert _downloads(before, after, OPERATOR_DOWNLOAD) == 1
+    assert contract_requests(state) == 0
+    saved = list(Path(tmp_path / "state").rglob("idm-operator-configuration.zip"))
+    assert len(saved) == 1
+    assert saved[0].stat().st_mode & 0o777 == 0o600
+
+    faults = FaultSet(state.path)
+    faults.switch("idm-operator-stale-configuration", True)
+    try:
+        output, outcomes = _verify(state, tmp_path, "stale", PACKAGE_AND_BINDINGS)
+    finally:
+        faults.switch("idm-operator-stale-configuration", False)
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert [o.label for o in failed] == ["CONF-004[Lock user/Lock related credentials]"], output
+    message = failed[0].message
+    assert (
+        "task 'Lock related credentials', in IDM Operator's configuration download (https://"
+        in (message)
+    )
+    assert "data pool is 'none'" in message
+    assert "sub-process is 'none'" in message
+    assert "IDM Admin" not in message
+
+
+@pytest.mark.e2e
+def test_a_failed_read_of_idm_operators_download_is_one_sentence_and_one_request(
+    set_up_documented: LabState, tmp_path: Path
+) -> None:
+    """An IDM Operator whose download answers 404 fails CONF-001 and every binding with one
+    sentence naming Operator's URL, no traceback, and the failed download is asked once per run,
+    not once per check."""
+    state = set_up_documented
+    url = f"https://localhost:{state.ports()['idm']}/idm-nowhere"
+    path = "/idm-nowhere/ws/deploy/configuration"
+    before = request_counts(state)
+    output, outcomes = _verify(state, tmp_path, "nowhere", PACKAGE_AND_BINDINGS, operator_url=url)
+    after = request_counts(state)
+    assert [o.status for o in outcomes] == ["failed"] * 7, output
+    sentence = (
+        f"IDM Operator's configuration download ({url}): the download failed: "
+        f"GET {url}/ws/deploy/configuration: HTTP 404"
+    )
+    for outcome in outcomes:
+        assert sentence in outcome.message, outcome.message
+    assert "Traceback" not in output
+    assert _downloads(before, after, path) == 1
+    assert _downloads(before, after, ADMIN_DOWNLOAD) == 1

@@ -17,8 +17,10 @@ from smartid.idm.models import CAConnection, CertificateAuthority, MessagingServ
 from smartid.idm.snapshot import IdmSnapshot, from_configuration
 from smartid.site import Binding, CertificateManagerSection, MessagingSection, PackageSection
 from smartid.verify.configuration import (
+    Gap,
     binding_gaps,
     certificate_authority_gaps,
+    gaps_by_source,
     hermod_user_gaps,
     messaging_server_gaps,
     missing_objects,
@@ -146,6 +148,40 @@ def test_binding(processes: dict[str, Process], keys: list[str], observed: list[
     gaps = binding_gaps(processes, BOUND)
     assert [g.key for g in gaps] == keys
     assert [g.observed for g in gaps] == observed
+
+
+ADMIN = "IDM Admin's configuration download (https://idm:8443/idm-admin)"
+OPERATOR = "IDM Operator's configuration download (https://idm:8443/idm-operator)"
+TASK = "process 'Lock user' task 'Lock related credentials'"
+POOL = Gap("data-pool", "data pool is 'none'", "data pool 'Batch order'", TASK)
+MISSING = Gap("objects", f"1 of its objects are missing from {OPERATOR}: x", "all", "package P")
+
+
+@pytest.mark.parametrize(
+    ("judged", "targets"),
+    [
+        pytest.param([], [], id="nothing-judged"),
+        pytest.param([(ADMIN, [POOL])], [TASK], id="one-source-unnamed"),
+        pytest.param([(ADMIN, []), (OPERATOR, [])], [], id="both-right"),
+        pytest.param(
+            [(ADMIN, []), (OPERATOR, [POOL])], [f"{TASK}, in {OPERATOR}"], id="operator-wrong"
+        ),
+        pytest.param(
+            [(ADMIN, [POOL]), (OPERATOR, [POOL])],
+            [f"{TASK}, in {ADMIN}", f"{TASK}, in {OPERATOR}"],
+            id="both-wrong-in-order",
+        ),
+        pytest.param(
+            [(ADMIN, []), (OPERATOR, [MISSING])], ["package P"], id="observation-names-it-already"
+        ),
+    ],
+)
+def test_each_gap_names_its_source_where_two_are_judged(
+    judged: list[tuple[str, list[Gap]]], targets: list[str]
+) -> None:
+    gaps = gaps_by_source(judged)
+    assert [g.target for g in gaps] == targets
+    assert all(g.observed in (POOL.observed, MISSING.observed) for g in gaps)
 
 
 def test_truststore_names_each_missing_certificate() -> None:

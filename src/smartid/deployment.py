@@ -52,6 +52,22 @@ class Deployment:
             contract=idm.admin_api == "contract",
         )
 
+    def idm_operator_client(self) -> IdmClient | None:
+        """IDM Operator's deploy API as the site's administrator, where the site gives
+        `operator_url`; Operator serves no admin contract."""
+        idm = self.site.idm
+        if idm is None or idm.operator_url is None:
+            return None
+        return IdmClient(
+            idm.operator_url,
+            user=idm.admin_user,
+            password=idm.admin_password.get(),
+            ca_bundle=Path(idm.ca_bundle) if idm.ca_bundle else None,
+            tenant=idm.tenant_id,
+            timeouts=self.timeouts,
+            contract=False,
+        )
+
     @property
     def default_password(self) -> Secret:
         assert self.site.idm is not None

@@ -104,11 +104,18 @@ def install(
     )
 
 
-def export_configuration(store: Store, tenant: int, signing: Signing | None = None) -> bytes:
+def export_configuration(
+    store: Store,
+    tenant: int,
+    signing: Signing | None = None,
+    *,
+    unbound: frozenset[tuple[str, str]] = frozenset(),
+) -> bytes:
     """The tenant's live configuration as one package zip, task bindings included, a signed JAR
     when `signing` is given (as IDM signs by default). What is not configuration (the truststore,
     which lives in IDM's Java runtime) is not exported; a messaging server's token is exported
-    as its sha256 fingerprint."""
+    as its sha256 fingerprint. The (process, task) pairs in `unbound` are exported as their
+    package brought them, without the bindings made since (a fault's stale runtime)."""
     objects = []
     for stored in store.objects(tenant):
         if stored.kind not in EXPORTED_KINDS:
@@ -117,6 +124,8 @@ def export_configuration(store: Store, tenant: int, signing: Signing | None = No
         if stored.kind in VERSIONED_KINDS and "bpmn" in data:
             bpmn = str(data["bpmn"])
             for task in data.get("tasks", []):
+                if (stored.name, task.get("name")) in unbound:
+                    continue
                 if task.get("type") == "callActivity":
                     bpmn = bind_task(
                         bpmn, task["name"], task.get("data_pool"), task.get("sub_process")

@@ -27,7 +27,14 @@ from smartid.files import write_private
 from smartid.lab.jarsign import Signing
 from smartid.lab.pki import COMPONENTS, LabPKI, ServerCredentials
 
-__all__ = ["FAULTS", "FaultSet", "ListenerSettings", "export_signing", "listener_settings"]
+__all__ = [
+    "FAULTS",
+    "FaultSet",
+    "ListenerSettings",
+    "export_signing",
+    "listener_settings",
+    "operator_unbound",
+]
 
 _NAMES = {"idm": "Identity Manager", "hermod": "Smart ID Messaging", "cm": "Certificate Manager"}
 
@@ -71,6 +78,11 @@ FAULTS: dict[str, str] = {
     "idm-config-signer-expiring-soon": (
         "Identity Manager's configuration download is signed by a signer certificate that "
         "expires in 10 days (inside the default 30-day warning window)"
+    ),
+    "idm-operator-stale-configuration": (
+        "Identity Manager Operator's configuration download shows Lock user's task 'Lock "
+        "related credentials' unbound, as the package brought it: the binding made in IDM "
+        "Admin has not reached the runtime"
     ),
     "idm-config-signature-broken": (
         "an entry of Identity Manager's configuration download is changed after signing, so "
@@ -287,3 +299,12 @@ def _signer_variant(pki: LabPKI, fault: str) -> ServerCredentials:
             name, not_before=now - timedelta(days=400), not_after=now - timedelta(days=2)
         )
     return pki.issue_signer(name, not_after=now + timedelta(days=10))
+
+
+_STALE_OPERATOR_TASKS = frozenset({("Lock user", "Lock related credentials")})
+
+
+def operator_unbound(on: frozenset[str]) -> frozenset[tuple[str, str]]:
+    """The (process, task) pairs IDM Operator's configuration download shows unbound under the
+    faults in `on`."""
+    return _STALE_OPERATOR_TASKS if "idm-operator-stale-configuration" in on else frozenset()

@@ -1,7 +1,8 @@
 """Identity Manager in the lab: one HTTPS server with the two Tomcat context paths.
 
 Vendor-documented part: the deploy API `GET|POST /idm-admin/ws/deploy/configuration?tenantId=N
-[&overwrite=true]` with HTTP Basic, zip in and zip out, and IDM Operator's Hermod callback endpoint.
+[&overwrite=true]` with HTTP Basic, zip in and zip out (in IDM Operator too, under
+`/idm-operator/`), and IDM Operator's Hermod callback endpoint.
 The admin contract under `/idm-admin/api/v1/` is the lab's own (docs/admin-api.md); with
 `documented_only` the lab serves what Nexus documents and nothing else, and the contract answers
 404 with Tomcat's HTML page, as a real IDM does.
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartid.lab.admin_api import Actions, create_admin_router
 from smartid.lab.deploy import DeployConflict, export_configuration, install
-from smartid.lab.faults import FaultSet, export_signing
+from smartid.lab.faults import FaultSet, export_signing, operator_unbound
 from smartid.lab.idm_actions import CallbackInbox
 from smartid.lab.package import PackageRejected, read_package
 from smartid.lab.pki import LabPKI
@@ -104,14 +105,16 @@ class IdmLab:
     def fault(self, name: str) -> bool:
         return self.faults is not None and self.faults.is_on(name)
 
-    def export(self, tenant: int) -> bytes:
-        """The configuration download: a JAR signed by the lab's configuration signer, or by the
-        fault's variant of it. The lab serves the download whatever the signer's validity (a real
-        IDM blocks it when the signer has expired), so that the suite can show the signer."""
-        if self.pki is None:
-            return export_configuration(self.store, tenant)
+    def export(self, tenant: int, *, operator: bool = False) -> bytes:
+        """The configuration download (IDM Admin's, or IDM Operator's when `operator`): a JAR
+        signed by the lab's configuration signer, or by the fault's variant of it. The lab
+        serves the download whatever the signer's validity (a real IDM blocks it when the signer
+        has expired), so that the suite can show the signer. Both applications export the one
+        tenant configuration, except where a fault makes Operator's stale."""
         on = self.faults.active() if self.faults is not None else frozenset()
-        return export_configuration(self.store, tenant, export_signing(self.pki, on))
+        unbound = operator_unbound(on) if operator else frozenset()
+        signing = export_signing(self.pki, on) if self.pki is not None else None
+        return export_configuration(self.store, tenant, signing, unbound=unbound)
 
 
 def authenticate(lab: IdmLab, request: Request, tenant: int, role: str | None) -> str:
@@ -178,7 +181,7 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
     ) -> Response:
         user_tenant = _tenant(lab, tenant_id)
         authenticate(lab, request, user_tenant, ADMIN_ROLE)
-        data = lab.export(user_tenant)
+        data = lab.export(user_tenant, operator=request.url.path.startswith("/idm-operator/"))
         return Response(
             data,
             media_type="application/zip",

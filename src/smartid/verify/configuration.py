@@ -1,6 +1,8 @@
 """The configuration judgements (CONF-001 to CONF-005) as pure functions over an IDM snapshot
 (smartid.idm.snapshot) and what the site declares. Each returns its gaps, one per finding, in
-the order a reader checks them; the checks in `checks/` only fetch, attach and report.
+the order a reader checks them; the checks in `checks/` only fetch, attach and report. Where a
+check judges several snapshots (IDM Admin's and IDM Operator's download), `gaps_by_source` names
+the source of each gap.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "Gap",
     "binding_gaps",
     "certificate_authority_gaps",
+    "gaps_by_source",
     "hermod_user_gaps",
     "messaging_server_gaps",
     "missing_objects",
@@ -33,6 +36,20 @@ class Gap(NamedTuple):
     observed: str
     required: str
     target: str
+
+
+def gaps_by_source(judged: Sequence[tuple[str, Sequence[Gap]]]) -> list[Gap]:
+    """The gaps of every (source, gaps) judged, in order. Where more than one source is judged,
+    each gap's target names the source it was seen in, unless its observation names it already:
+    a requirement holds only if it holds in every source, and a reader must know which failed."""
+    named = len(judged) > 1
+    return [
+        gap._replace(target=f"{gap.target}, in {source}")
+        if named and source not in gap.observed
+        else gap
+        for source, gaps in judged
+        for gap in gaps
+    ]
 
 
 def _short(digest: str) -> str:
