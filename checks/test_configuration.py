@@ -28,6 +28,7 @@ from smartid.verify.configuration import (
     messaging_server_gaps,
     package_gaps,
     truststore_gaps,
+    unreadable_binding,
 )
 from smartid.verify.readings import bundle_certificates, file_sha256
 
@@ -132,6 +133,9 @@ def test_task_bound(idm_sources: IdmSources, binding: Binding, findings: Finding
         task = process.task(binding.task) if process is not None else None
         if task is not None:
             seam.attach_json(f"task in {snapshot.source}", task.model_dump())
+        unreadable = unreadable_binding(snapshot.processes, binding)
+        if unreadable is not None:
+            raise NotVerifiable(f"{snapshot.source}: {unreadable}")
         return binding_gaps(snapshot.processes, binding)
 
     judge_everywhere(findings, idm_sources, judge)

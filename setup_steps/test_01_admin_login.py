@@ -44,6 +44,7 @@ def test_admin_password_changed(deployment: Deployment, changes: Changes) -> Non
         )
     if not changes.apply:
         return
+    deployment.forget_admin_login()
     with deployment.idm_client() as renewed:
         assert renewed.login_works(), "the site's password is refused after the change"
     with deployment.idm_client(deployment.default_password) as default:

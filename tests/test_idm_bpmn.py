@@ -45,6 +45,47 @@ STATUS = "set credential status"
 
 
 @pytest.mark.parametrize(
+    ("extensions", "unread"),
+    [
+        pytest.param(
+            '<camunda:field name="value" expression="Batch order"/>'
+            '<camunda:field name="param1" expression="set credential status"/>',
+            (
+                "{http://camunda.org/schema/1.0/bpmn}field name='value'",
+                "{http://camunda.org/schema/1.0/bpmn}field name='param1'",
+            ),
+            id="another-engines-fields",
+        ),
+        pytest.param(
+            '<activiti:in source="pool" target="value"/>',
+            ("{http://activiti.org/bpmn}in",),
+            id="activiti-in-parameters",
+        ),
+        pytest.param(
+            '<activiti:field name="value" expression="Batch order"/>'
+            '<activiti:field name="param1" expression="set credential status"/>'
+            '<activiti:executionListener event="start"/>',
+            (),
+            id="bound-the-rest-is-not-asked",
+        ),
+        pytest.param('<activiti:field name="param2" expression="x"/>', (), id="other-field"),
+    ],
+)
+def test_a_binding_written_in_a_way_the_suite_does_not_read_is_marked_unread(
+    extensions: str, unread: tuple[str, ...]
+) -> None:
+    document = _document(
+        '<callActivity id="lockRelated" name="Lock related credentials" '
+        'calledElement="${processToCall}" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
+        f'xmlns:activiti="http://activiti.org/bpmn"><extensionElements>{extensions}'
+        "</extensionElements></callActivity>"
+    )
+    task = read_process(document, "lock-user.bpmn20.xml").task("Lock related credentials")
+    assert task is not None
+    assert task.unread == unread
+
+
+@pytest.mark.parametrize(
     ("document", "data_pool", "sub_process"),
     [
         pytest.param(

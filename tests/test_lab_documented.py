@@ -353,6 +353,52 @@ def test_verify_without_the_contract_checks_the_six_bindings_from_the_download(
     assert "data pool is 'Credentials'" in output
 
 
+CAMUNDA_FIELDS = (
+    '<bpmn:extensionElements xmlns:camunda="http://camunda.org/schema/1.0/bpmn">'
+    '<camunda:field name="value" expression="Batch order"/>'
+    '<camunda:field name="param1" expression="set credential status"/>'
+    "</bpmn:extensionElements>"
+)
+
+
+@pytest.mark.e2e
+def test_a_binding_the_download_writes_in_another_encoding_is_not_verifiable(
+    set_up_documented: LabState, tmp_path: Path
+) -> None:
+    """A task whose BPMN carries another engine's fields instead of the activiti:/flowable:
+    ones is neither passed nor failed as unbound: its case says "not verifiable" and why."""
+    state = set_up_documented
+    store = Store(state.database)
+    lock = store.get(1, "process", "Lock user")
+    assert lock is not None
+    data = dict(lock.data)
+    call = 'name="Lock related credentials" calledElement="${processToCall}"'
+    assert f"{call}/>" in data["bpmn"]
+    data["bpmn"] = data["bpmn"].replace(f"{call}/>", f"{call}>{CAMUNDA_FIELDS}</bpmn:callActivity>")
+    data["tasks"] = [
+        {**task, "data_pool": None, "sub_process": None}
+        if task["name"] == "Lock related credentials"
+        else task
+        for task in data["tasks"]
+    ]
+    with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+        store.update_object(db, 1, "process", "Lock user", data, lock.version)
+    try:
+        output, outcomes = _verify(state, tmp_path, "foreign")
+    finally:
+        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+            now = store.get(1, "process", "Lock user")
+            assert now is not None
+            store.update_object(db, 1, "process", "Lock user", dict(lock.data), now.version)
+    status = {o.label: (o.status, o.message or "") for o in outcomes}
+    case = "CONF-004[Lock user/Lock related credentials]"
+    assert status[case][0] == "skipped", output
+    assert "not verifiable" in status[case][1]
+    assert "camunda.org" in status[case][1]
+    others = [s for label, (s, _) in status.items() if label != case]
+    assert others == ["passed"] * 5, output
+
+
 @pytest.mark.e2e
 def test_verify_without_the_contract_checks_the_downloads_signature(
     set_up_documented: LabState, tmp_path: Path

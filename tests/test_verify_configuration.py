@@ -26,6 +26,7 @@ from smartid.verify.configuration import (
     missing_objects,
     package_gaps,
     truststore_gaps,
+    unreadable_binding,
 )
 from smartid.verify.readings import BundleCertificate
 
@@ -148,6 +149,32 @@ def test_binding(processes: dict[str, Process], keys: list[str], observed: list[
     gaps = binding_gaps(processes, BOUND)
     assert [g.key for g in gaps] == keys
     assert [g.observed for g in gaps] == observed
+
+
+@pytest.mark.parametrize(
+    ("processes", "unreadable"),
+    [
+        pytest.param({PROCESS.name: PROCESS}, False, id="bound"),
+        pytest.param(_task(data_pool=None, sub_process=None), False, id="unbound"),
+        pytest.param(
+            _task(data_pool=None, sub_process=None, unread=("{urn:x}field name='value'",)),
+            True,
+            id="unbound-with-foreign-fields",
+        ),
+        pytest.param(
+            _task(unread=("{urn:x}field name='value'",)), True, id="foreign-fields-marked"
+        ),
+        pytest.param({}, False, id="no-process"),
+    ],
+)
+def test_a_binding_in_an_encoding_the_suite_does_not_read(
+    processes: dict[str, Process], unreadable: bool
+) -> None:
+    reason = unreadable_binding(processes, BOUND)
+    assert (reason is not None) == unreadable
+    if reason is not None:
+        assert "{urn:x}field name='value'" in reason
+        assert "'value' and 'param1'" in reason
 
 
 ADMIN = "IDM Admin's configuration download (https://idm:8443/idm-admin)"

@@ -30,6 +30,8 @@ class Deployment:
     _hermod_clients: tuple[str, list[HermodClient]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # Whether IDM Admin accepts the site's password (False: the default one), once asked.
+    _site_password_works: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def timeouts(self) -> Timeouts:
@@ -77,22 +79,31 @@ class Deployment:
     def working_admin(self) -> tuple[IdmClient, bool]:
         """An IDM client that logs in, and whether it uses the site's (new) password.
 
+        Which password works is asked once per run (each question is a request to IDM, without
+        the contract a configuration download closed unread) and then remembered, until
+        `forget_admin_login` after setup changed the password.
         Raises AuthenticationError when neither the site's password nor the default works."""
-        site_client = self.idm_client()
-        if site_client.login_works():
-            return site_client, True
-        site_client.close()
-        default_client = self.idm_client(self.default_password)
-        if default_client.login_works():
-            return default_client, False
-        default_client.close()
-        assert self.site.idm is not None
-        raise errors.AuthenticationError(
-            f"{self.site.idm.admin_url}",
-            401,
-            f"IDM Admin refuses user '{self.site.idm.admin_user}' with the site's password and "
-            "with the default password",
-        )
+        if self._site_password_works is None:
+            with self.idm_client() as site_client:
+                works = site_client.login_works()
+            if not works:
+                with self.idm_client(self.default_password) as default_client:
+                    if not default_client.login_works():
+                        assert self.site.idm is not None
+                        raise errors.AuthenticationError(
+                            f"{self.site.idm.admin_url}",
+                            401,
+                            f"IDM Admin refuses user '{self.site.idm.admin_user}' with the "
+                            "site's password and with the default password",
+                        )
+            self._site_password_works = works
+        if self._site_password_works:
+            return self.idm_client(), True
+        return self.idm_client(self.default_password), False
+
+    def forget_admin_login(self) -> None:
+        """The admin password changed: the next `working_admin` asks IDM again."""
+        self._site_password_works = None
 
     # --- Hermod -------------------------------------------------------------------------------
 

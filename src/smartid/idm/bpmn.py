@@ -15,8 +15,12 @@ The field `value` is read as the data pool and `param1` as the sub-process (infe
 confirmed by Nexus). IDM 5.0.1 and later may write `flowable:` instead of `activiti:`; a field's
 value may be an `expression` or a `stringValue` attribute, or an `expression` or `string` child
 element. A call activity without these fields but with a literal `calledElement` is read as bound
-to that sub-process with no data pool. The document is untrusted: DTDs, entities and external
-references are refused, and so are documents larger or deeper than the bounds below.
+to that sub-process with no data pool. A call activity that lacks a field but whose
+extensionElements hold something other than activiti:/flowable: fields (another engine's
+fields, other Activiti elements) is marked `unread`: its binding may be written in a way the
+suite does not read, so a judge must call it "not verifiable" rather than unbound. The document
+is untrusted: DTDs, entities and external references are refused, and so are documents larger
+or deeper than the bounds below.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class CallActivity:
     name: str
     data_pool: str | None
     sub_process: str | None
+    # What the extensionElements hold besides the fields read, where a field is missing.
+    unread: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,12 +110,28 @@ def _call_activity(element: ET.Element) -> CallActivity:
     sub_process = fields.get(_SUB_PROCESS_FIELD)
     if sub_process is None and called and not called.startswith("${"):
         sub_process = called  # a literal calledElement names the sub-process itself
+    data_pool = fields.get(_DATA_POOL_FIELD)
     return CallActivity(
         id=element.get("id", ""),
         name=element.get("name", ""),
-        data_pool=fields.get(_DATA_POOL_FIELD),
+        data_pool=data_pool,
         sub_process=sub_process,
+        unread=_unread(element) if data_pool is None or sub_process is None else (),
     )
+
+
+def _unread(element: ET.Element) -> tuple[str, ...]:
+    """The extension elements other than activiti:/flowable: fields (the fields read, or other
+    parameters of the call), named as `{namespace}tag name=...`."""
+    extensions = element.find(f"{{{_BPMN}}}extensionElements")
+    found: list[str] = []
+    for child in extensions if extensions is not None else ():
+        namespace, _, tag = child.tag.rpartition("}")
+        name = child.get("name")
+        if tag == "field" and namespace.lstrip("{") in _EXTENSIONS:
+            continue  # read, or another parameter of the same engine's call
+        found.append(f"{child.tag}" + (f" name={name!r}" if name else ""))
+    return tuple(found[:5])
 
 
 def _fields(element: ET.Element) -> dict[str, str]:

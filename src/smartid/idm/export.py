@@ -204,6 +204,7 @@ def _process(definition: ProcessDefinition) -> Process:
             type="callActivity",
             data_pool=activity.data_pool,
             sub_process=activity.sub_process,
+            unread=activity.unread,
         )
         for activity in definition.call_activities
     )

@@ -95,6 +95,8 @@ class Task(_Model):
     type: str
     data_pool: str | None
     sub_process: str | None
+    # Read from BPMN: extension elements beside the fields read, where a field is missing.
+    unread: tuple[str, ...] = ()
 
 
 class Process(_Model):

@@ -26,6 +26,7 @@ __all__ = [
     "missing_objects",
     "package_gaps",
     "truststore_gaps",
+    "unreadable_binding",
 ]
 
 
@@ -216,6 +217,22 @@ def hermod_user_gaps(users: frozenset[str], declared: MessagingSection) -> list[
             f"IDM user '{declared.hermod_user}'",
         )
     ]
+
+
+def unreadable_binding(processes: Mapping[str, Process], binding: Binding) -> str | None:
+    """Why the task's binding cannot be judged from BPMN: a field is missing and its
+    extensionElements hold what the suite does not read (another engine's fields, say), so
+    "unbound" could be wrong. None when it can be judged."""
+    process = processes.get(binding.process)
+    task = process.task(binding.task) if process is not None else None
+    if task is None or not task.unread:
+        return None
+    return (
+        f"process '{binding.process}' task '{binding.task}' has no data pool or sub-process "
+        f"field the suite reads, but its extensionElements hold {', '.join(task.unread)}: "
+        "the suite reads the activiti: or flowable: fields 'value' and 'param1' of Nexus's "
+        "batch-order example"
+    )
 
 
 def binding_gaps(processes: Mapping[str, Process], binding: Binding) -> list[Gap]:
