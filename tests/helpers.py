@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,3 +41,25 @@ def run_suite(
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
+
+
+@dataclass(frozen=True)
+class Cost:
+    seconds: float
+    peak_bytes: int
+    error: BaseException | None
+
+
+def cost(action: Callable[[], object]) -> Cost:
+    """Wall time and peak traced memory of `action`, and the exception it raised, if any."""
+    tracemalloc.start()
+    started = time.monotonic()
+    error: BaseException | None = None
+    try:
+        action()
+    except Exception as exc:
+        error = exc
+    seconds = time.monotonic() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return Cost(seconds, peak, error)
