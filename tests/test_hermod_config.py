@@ -430,7 +430,7 @@ def test_hostile_files_are_one_sentence_in_bounded_time_and_memory(
             "is not UTF-8 text: byte 0xe9 at offset 33",
             id="not-utf8",
         ),
-        pytest.param(b"#" * (2 * MIB), f"is larger than {MIB} bytes", id="too-large"),
+        pytest.param(b"#" * (2 * MIB), f"is {2 * MIB} bytes, more than {MIB}", id="too-large"),
     ],
 )
 def test_a_file_that_is_not_utf8_or_too_large_is_refused_naming_the_file(

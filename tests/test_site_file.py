@@ -459,7 +459,7 @@ HOSTILE_SITES: list[tuple[str, bytes, dict[str, bytes], str | None, str]] = [
         b'target = "remote"\n' + b"#" * (2 * MIB) + b"\n",
         {},
         None,
-        f"the site file is larger than {MIB} bytes",
+        f"the site file is {2 * MIB + 19} bytes, more than {MIB}",
     ),
     *[
         (
@@ -498,7 +498,7 @@ HOSTILE_SITES: list[tuple[str, bytes, dict[str, bytes], str | None, str]] = [
                 "secret-json-too-large",
                 "s.json",
                 b'{"admin": "' + SECRET.encode() + b'", "x": "' + b"y" * (2 * MIB) + b'"}',
-                f"s.json is larger than {MIB} bytes",
+                f"s.json is {2 * MIB + 43} bytes, more than {MIB}",
             ),
             (
                 "secret-toml-not-toml",

@@ -17,9 +17,11 @@ headers, and a disagreement between the two would let a document through unmeasu
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "MAX_DEPTH",
@@ -51,13 +53,33 @@ class InputRefused(ValueError):
 
 
 def read_bounded(path: Path, limit: int = MAX_TEXT_BYTES) -> bytes:
-    """The file's bytes; InputRefused if it holds more than `limit`, found without reading
-    more than one byte past it. OSError as open() raises it."""
+    """The file's bytes; InputRefused if it holds more than `limit`, found from its size before
+    anything is read, and never reading more than one byte past the size it had then (a file
+    that grows meanwhile is refused too). OSError as open() raises it."""
     with path.open("rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise InputRefused(f"is larger than {limit} bytes")
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            return _read_stream(handle, limit)  # a pipe or device says no size
+        size = status.st_size
+        if size > limit:
+            raise InputRefused(f"is {size} bytes, more than {limit}")
+        # read(n) allocates n bytes first: asking for the size, not the limit, keeps a small
+        # file's cost small.
+        data = handle.read(size + 1)
+    if len(data) > size:
+        raise InputRefused(f"grew while it was read, to more than {size} bytes")
     return data
+
+
+def _read_stream(handle: BinaryIO, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := handle.read(min(64 * 1024, limit + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise InputRefused(f"is more than {limit} bytes")
+    return b"".join(chunks)
 
 
 def decode_utf8(data: bytes) -> str:
