@@ -177,6 +177,7 @@ def load_document(yaml: YAML, text: str, source: str) -> Any:
     aliases, expanded nodes, depth) becomes a HermodConfigError with its place."""
     if len(text) > MAX_TEXT_BYTES:
         raise HermodConfigError(source, f"is larger than {MAX_TEXT_BYTES} characters")
+    _check_flow_depth(text, source)
     try:
         _check_events(yaml.parse(text), source)
         return yaml.load(text)
@@ -184,6 +185,30 @@ def load_document(yaml: YAML, text: str, source: str) -> Any:
         raise _syntax_error(source, text, exc) from None
     except RecursionError:  # a backstop: the depth bound stops nesting long before
         raise HermodConfigError(source, f"nests deeper than {MAX_DEPTH} levels") from None
+
+
+# Brackets, and what hides them from the parser: quoted scalars and comments.
+_FLOW_TOKEN = re.compile(r"""[\[\]{}]|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|#[^\n]*""")
+
+
+def _check_flow_depth(text: str, source: str) -> None:
+    """A fast refusal of deeply nested flow collections (`[[[[...`), which ruamel's scanner
+    takes time to see through (its possible simple keys are kept per flow level). A bracket
+    inside a plain scalar may count where YAML would not; a stray quote may hide some: the
+    events' depth check below stays the authority, this only makes the usual attack cheap."""
+    depth = 0
+    for match in _FLOW_TOKEN.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+                raise HermodConfigError(
+                    source, f"nests deeper than {MAX_DEPTH} levels", line, column
+                )
+        elif bracket in "]}":
+            depth = max(depth - 1, 0)
 
 
 def _check_events(events: Any, source: str) -> None:
