@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.steps import IdmView
-from smartid import errors
 from smartid.deployment import Deployment
 from smartid.idm import IdmClient
 from smartid.idm.export import NotVerifiable, read_configuration
+from smartid.idm.package import read_package_file
 from smartid.idm.snapshot import IdmSnapshot, Kind, from_contract
 from smartid.plan import Changes
 from smartid.verify.configuration import missing_objects
@@ -26,14 +26,12 @@ UPLOADED = "package-uploaded.sha256"
 
 
 def _package(deployment: Deployment) -> tuple[Path, bytes]:
+    """The package file and its bytes, checked before anything goes to IDM (PackageError)."""
     package = deployment.site.package
     if package is None or package.path is None:
         pytest.skip("the site describes no [package] path")
-    path = Path(package.path)
-    try:
-        return path, path.read_bytes()
-    except OSError as exc:
-        raise errors.PackageError(str(path), f"cannot be read ({exc.strerror})") from None
+    checked = read_package_file(Path(package.path))
+    return checked.path, checked.data
 
 
 def _snapshot(deployment: Deployment, client: IdmClient, view: IdmView) -> IdmSnapshot:

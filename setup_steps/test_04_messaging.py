@@ -20,7 +20,6 @@ from smartid.hermod import (
     client_section,
     generate_key,
     merge_client,
-    parse_clients,
     run_refresh,
 )
 from smartid.idm.models import MessagingServer, TrustEntry
@@ -123,8 +122,8 @@ def test_client_section_in_application_yml(
             "Hermod's configuration; the round trip (SETUP-406) proves it was done."
         )
         return
-    text = _read_application_yml(deployment, path)
-    merged = merge_client(text, client)
+    text = deployment.application_yml_text()
+    merged = merge_client(text, client, str(path))
     if merged != text:
         changes.change(
             f"Hermod {path.name}",
@@ -136,23 +135,12 @@ def test_client_section_in_application_yml(
     if merged != text or deployment.state.file(REFRESH_PENDING_FILE).exists():
         _refresh(deployment, changes, path, manual_steps)
     if changes.apply:
-        found = {c.client_id: c for c in parse_clients(path.read_text(encoding="utf-8"), str(path))}
+        found = {c.client_id: c for c in deployment.configured_hermod_clients()}
         written_client = found.get(section.client_id)
         assert written_client is not None, f"client '{section.client_id}' missing in {path}"
         assert written_client.key == key
         assert written_client.callback_url == section.callback_url
         assert written_client.callback_user == section.hermod_user
-
-
-def _read_application_yml(deployment: Deployment, path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise errors.SiteError(
-            str(deployment.site.path),
-            "messaging.application_yml",
-            f"file {path} cannot be read ({exc.strerror})",
-        ) from None
 
 
 def _write_application_yml(deployment: Deployment, path: Path, text: str) -> None:

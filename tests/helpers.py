@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
+import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,3 +42,28 @@ def run_suite(
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
+
+
+@dataclass(frozen=True)
+class Cost:
+    seconds: float
+    peak_bytes: int
+    error: BaseException | None
+
+
+def cost(action: Callable[[], object]) -> Cost:
+    """Wall time and peak traced memory of `action`, and the exception it raised, if any. It
+    runs twice: timed untraced (tracing slows Python code several times), then traced."""
+    error: BaseException | None = None
+    started = time.monotonic()
+    try:
+        action()
+    except Exception as exc:
+        error = exc
+    seconds = time.monotonic() - started
+    tracemalloc.start()
+    with contextlib.suppress(Exception):  # the first run's error is the one reported
+        action()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return Cost(seconds, peak, error)

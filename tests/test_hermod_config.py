@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -17,7 +18,9 @@ from smartid.hermod import (
     merge_client,
     parse_clients,
 )
+from smartid.hermod.clients import read_config
 from smartid.masking import Secret
+from tests.helpers import cost
 
 IDM_KEY = "1d" * 32
 DA_KEY = "DA" * 32
@@ -353,3 +356,99 @@ def test_a_client_is_validated_when_built(fields: dict[str, str], message: str) 
         _client(**fields)
     assert "abc123" not in str(caught.value)
     assert "nocolon" not in str(caught.value)
+
+
+def _laughs(levels: int, width: int = 10) -> str:
+    """A billion-laughs document: each anchor a list of `width` aliases of the one before."""
+    lines = ["a0: &a0 [" + ", ".join(['"lol"'] * width) + "]"]
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * width) + "]")
+    return "\n".join(lines) + f"\nallowed-clients:\n- client-id: idm\n  key: {IDM_KEY}\n"
+
+
+MIB = 1024 * 1024
+HOSTILE_FILES = [
+    pytest.param(_laughs(9), "expands to more than 100000 nodes", (5, 45), id="alias-bomb"),
+    pytest.param(
+        "x: &x 1\n" + "".join(f"y{n}: *x\n" for n in range(101)),
+        "uses more than 100 aliases",
+        (102, 7),
+        id="too-many-aliases",
+    ),
+    pytest.param(
+        "x: " + "[" * 10_000 + "]" * 10_000 + "\n",
+        "nests deeper than 64 levels",
+        (1, 68),
+        id="deep-flow",
+    ),
+    pytest.param(
+        "".join(" " * n + f"k{n}:\n" for n in range(100)) + " " * 100 + "v: 1\n",
+        "nests deeper than 64 levels",
+        (65, 65),
+        id="deep-block",
+    ),
+    pytest.param(
+        f"allowed-clients:\n- client-id: idm\n  key: {IDM_KEY}\n  client-id: other\n",
+        'found duplicate key "client-id"',
+        (4, 3),
+        id="duplicate-key",
+    ),
+    pytest.param(
+        f"allowed-clients:\n- client-id: idm\n  key: [{IDM_KEY}\n",
+        "expected ',' or ']'",
+        (4, 1),
+        id="malformed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "position"), HOSTILE_FILES)
+@pytest.mark.parametrize("action", ["read", "merge"])
+def test_hostile_files_are_one_sentence_in_bounded_time_and_memory(
+    text: str, message: str, position: tuple[int, int], action: str
+) -> None:
+    def act() -> object:
+        if action == "read":
+            return parse_clients(text, "cod-hermod.yml")
+        return merge_client(text, _client(), "cod-hermod.yml")
+
+    spent = cost(act)
+    error = spent.error
+    assert isinstance(error, HermodConfigError), error
+    assert str(error) == f"cod-hermod.yml line {position[0]}, column {position[1]}: {error.problem}"
+    assert message in error.problem
+    assert IDM_KEY not in str(error)
+    assert spent.seconds < 5, spent
+    assert spent.peak_bytes < 32 * MIB, spent
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(
+            b"allowed-clients:\n- client-id: caf\xe9\n",
+            "is not UTF-8 text: byte 0xe9 at offset 33",
+            id="not-utf8",
+        ),
+        pytest.param(b"#" * (2 * MIB), f"is {2 * MIB} bytes, more than {MIB}", id="too-large"),
+    ],
+)
+def test_a_file_that_is_not_utf8_or_too_large_is_refused_naming_the_file(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "application.yml"
+    path.write_bytes(content)
+    spent = cost(lambda: read_config(path))
+    assert isinstance(spent.error, HermodConfigError), spent.error
+    assert str(spent.error).startswith(f"{path}: {message}")
+    assert spent.seconds < 5
+    assert spent.peak_bytes < 4 * MIB
+
+
+def test_a_spring_file_with_a_few_anchors_is_read() -> None:
+    text = (
+        "defaults: &defaults\n  group: shared\n"
+        f"allowed-clients:\n- client-id: idm\n  key: {IDM_KEY}\n  <<: *defaults\n"
+    )
+    [client] = parse_clients(text)
+    assert client.group == "shared"

@@ -1,5 +1,6 @@
-"""The safe zip reader refuses names that could leave a folder and sizes that could exhaust memory,
-each in one sentence naming the entry or the zip, and reads no more than its limits allow."""
+"""The safe zip reader refuses names that could leave a folder, links and sizes that could exhaust
+memory, each in one sentence naming the entry or the zip, and reads no more than its limits allow;
+the package file is checked with it before it is uploaded."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import struct
 import warnings
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from smartid.errors import PackageError
+from smartid.idm.package import MAX_PACKAGE_BYTES, read_package_file
+from smartid.lab.package import demo_package
 from smartid.safezip import ZipLimits, ZipRejected, deterministic_zip, entry_parts, read_entries
+from tests.helpers import cost
 
 LIMITS = ZipLimits(entries=4, total_bytes=10_000, entry_bytes=6_000, ratio=10)
 WHAT = "the bundle"
@@ -49,6 +55,14 @@ def _understated() -> bytes:
 
 def _encrypted() -> bytes:
     return _patched(_zip(("a.txt", b"hi")), 6, 8, "<H", 0x1)
+
+
+def _symlink() -> bytes:
+    """An entry made on Unix whose mode says symbolic link, its body the link's target."""
+    link = zipfile.ZipInfo("link")
+    link.create_system = 3
+    link.external_attr = (0o120777 << 16) | 0x20
+    return _zip((link, b"/etc/passwd"))
 
 
 # (builder of the zip, the sentence it is refused with)
@@ -93,6 +107,7 @@ REFUSED = [
         _one("./a.txt"), "entry './a.txt' has an empty or '.' path component", id="dot part"
     ),
     pytest.param(_encrypted, "entry 'a.txt' is encrypted", id="encrypted"),
+    pytest.param(_symlink, "entry 'link' is a symbolic link", id="symbolic link"),
     pytest.param(
         lambda: _zip(("a.txt", b"hi"), ("a.txt", b"ho")),
         "entry 'a.txt' appears more than once",
@@ -242,3 +257,122 @@ def test_a_deterministic_zip_leads_with_the_entries_named_first() -> None:
     written = deterministic_zip(files, mode=0o644, first=("META-INF/MANIFEST.MF", "missing"))
     with zipfile.ZipFile(io.BytesIO(written)) as archive:
         assert archive.namelist() == ["META-INF/MANIFEST.MF", "META-INF/A.SF", "a.txt", "z.txt"]
+
+
+# --- the package file, checked before SETUP-201 uploads it ---------------------------------------
+
+MIB = 1024 * 1024
+
+
+def _package_entries() -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(demo_package("shared_credentials"))) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _package(*extra: tuple[str | zipfile.ZipInfo, bytes], drop: str = "") -> bytes:
+    entries = [(n, b) for n, b in _package_entries().items() if n != drop]
+    return _zip(*entries, *extra, method=zipfile.ZIP_DEFLATED)
+
+
+def _bomb() -> bytes:
+    """Deflated zeros: a few kB that expand to 32 MB."""
+    return _package(("datapools/zeros.json", bytes(32 * MIB)))
+
+
+def _with_bpmn(document: bytes) -> bytes:
+    return _package(("processes/evil.bpmn20.xml", document))
+
+
+_DTD = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE d [<!ENTITY lol "lol">]>\n'
+    b'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">&lol;</definitions>\n'
+)
+_EXTERNAL = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE d SYSTEM "http://attacker.example/d.dtd">\n'
+    b'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>\n'
+)
+
+# (id, the package file's bytes, the reason it is refused with)
+BAD_PACKAGES = [
+    pytest.param(
+        lambda: b"PK\x03\x04 not really a zip", "the package file is not a zip file", id="not-a-zip"
+    ),
+    pytest.param(
+        _bomb, "entry 'datapools/zeros.json' expands to more than 16777216 bytes", id="zip-bomb"
+    ),
+    pytest.param(
+        lambda: _package(("../evil.json", b"{}")),
+        "entry '../evil.json' leaves the folder it is unpacked into",
+        id="traversal",
+    ),
+    pytest.param(
+        lambda: _package(("/etc/cron.d/evil", b"")),
+        "entry '/etc/cron.d/evil' is an absolute path",
+        id="absolute",
+    ),
+    pytest.param(
+        lambda: _package((_symlink_info("users/link.json"), b"/etc/passwd")),
+        "entry 'users/link.json' is a symbolic link",
+        id="symlink",
+    ),
+    pytest.param(
+        lambda: _package(drop="META-INF/package.json"),
+        "has no META-INF/package.json, the descriptor every package carries",
+        id="no-descriptor",
+    ),
+    pytest.param(
+        lambda: _package(("META-INF/package.json", b"["), drop="META-INF/package.json"),
+        "entry 'META-INF/package.json' is not valid JSON (line 1, column 2)",
+        id="descriptor-not-json",
+    ),
+    pytest.param(
+        lambda: _with_bpmn(_DTD),
+        "entry 'processes/evil.bpmn20.xml' has a DOCTYPE; DTDs and entities are refused",
+        id="bpmn-dtd-entity",
+    ),
+    pytest.param(
+        lambda: _with_bpmn(_EXTERNAL),
+        "entry 'processes/evil.bpmn20.xml' has a DOCTYPE; DTDs and entities are refused",
+        id="bpmn-external-dtd",
+    ),
+]
+
+
+def _symlink_info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = 0o120777 << 16
+    return info
+
+
+@pytest.mark.parametrize(("build", "reason"), BAD_PACKAGES)
+def test_a_bad_package_file_is_refused_in_one_sentence_naming_it(
+    tmp_path: Path, build: Callable[[], bytes], reason: str
+) -> None:
+    path = tmp_path / "SharedCredentials.zip"
+    path.write_bytes(build())
+    spent = cost(lambda: read_package_file(path))
+    assert isinstance(spent.error, PackageError), spent.error
+    assert str(spent.error) == f"{path}: {reason}"
+    assert spent.seconds < 5, spent
+    # The file's bytes, and at most one entry's bound on top.
+    assert spent.peak_bytes < path.stat().st_size + 20 * MIB, spent
+
+
+def test_a_package_file_larger_than_the_bound_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge.zip"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_PACKAGE_BYTES + 1)  # sparse: no disk is used
+    spent = cost(lambda: read_package_file(path))
+    assert str(spent.error) == (
+        f"{path}: is {MAX_PACKAGE_BYTES + 1} bytes, more than {MAX_PACKAGE_BYTES}"
+    )
+    assert spent.peak_bytes < MIB, spent
+
+
+def test_the_demo_package_passes_the_check(tmp_path: Path) -> None:
+    path = tmp_path / "SharedCredentials.zip"
+    path.write_bytes(demo_package("shared_credentials"))
+    checked = read_package_file(path)
+    assert (checked.name, checked.version) == ("SharedCredentials", "1.0.0")
+    assert checked.data == path.read_bytes()

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
@@ -24,12 +24,15 @@ from smartid.hermod import merge_client, parse_clients
 from smartid.lab.faults import FaultSet
 from smartid.lab.store import Store
 from tests.helpers import ROOT, Run
-from tests.lab import new_state, refresh_hermod, running_lab
+from tests.lab import new_state, refresh_hermod, request_counts, running_lab
 from tests.setuprun import LAB_SITE, Lab, summary
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
 GUIDE_STEPS = 22
+
+
+DEPLOY_PATH = "/idm-admin/ws/deploy/configuration"
 
 
 @pytest.fixture
@@ -122,19 +125,97 @@ def test_missing_package_file_is_a_site_error(lab: Lab) -> None:
     assert "nowhere.zip does not exist" in run.output
 
 
-def test_corrupt_package_fails_its_step_and_blocks_the_rest(lab: Lab) -> None:
-    corrupt = lab.tmp / "SharedCredentials.zip"
-    corrupt.write_bytes(b"PK\x03\x04 this is not really a zip")
+def _zip_of(entries: dict[str | zipfile.ZipInfo, bytes]) -> bytes:
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, body in entries.items():
+            archive.writestr(name, body)
+    return buffer.getvalue()
+
+
+def _demo_with(extra: dict[str | zipfile.ZipInfo, bytes], drop: str = "") -> Callable[[Lab], bytes]:
+    def build(lab: Lab) -> bytes:
+        with zipfile.ZipFile(lab.state.package_file) as archive:
+            entries: dict[str | zipfile.ZipInfo, bytes] = {
+                n: archive.read(n) for n in archive.namelist() if n != drop
+            }
+        return _zip_of({**entries, **extra})
+
+    return build
+
+
+def _link(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = 0o120777 << 16
+    return info
+
+
+BAD_PACKAGES = [
+    pytest.param(
+        lambda lab: b"PK\x03\x04 this is not really a zip",
+        "the package file is not a zip file",
+        id="not-a-zip",
+    ),
+    pytest.param(
+        _demo_with({"datapools/zeros.json": bytes(40 * 1024 * 1024)}),
+        "entry 'datapools/zeros.json' expands to more than",
+        id="zip-bomb",
+    ),
+    pytest.param(
+        _demo_with({"../../etc/evil.json": b"{}"}),
+        "entry '../../etc/evil.json' leaves the folder it is unpacked into",
+        id="traversal",
+    ),
+    pytest.param(
+        _demo_with({_link("users/root.json"): b"/etc/passwd"}),
+        "entry 'users/root.json' is a symbolic link",
+        id="symlink",
+    ),
+    pytest.param(
+        _demo_with({}, drop="META-INF/package.json"),
+        "has no META-INF/package.json",
+        id="no-descriptor",
+    ),
+    pytest.param(
+        _demo_with(
+            {
+                "processes/evil.bpmn20.xml": b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x '
+                b'SYSTEM "file:///etc/passwd">]><definitions>&x;</definitions>'
+            }
+        ),
+        "entry 'processes/evil.bpmn20.xml' has a DOCTYPE; DTDs and entities are refused",
+        id="bpmn-entity",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "reason"), BAD_PACKAGES)
+def test_a_bad_package_fails_its_step_with_the_reason_and_nothing_is_uploaded(
+    lab: Lab, build: Callable[[Lab], bytes], reason: str
+) -> None:
+    bad = lab.tmp / "SharedCredentials.zip"
+    bad.write_bytes(build(lab))
     site = lab.site(
         LAB_SITE.replace(
-            'name = "SharedCredentials"', f'name = "SharedCredentials"\npath = "{corrupt}"'
+            'name = "SharedCredentials"', f'name = "SharedCredentials"\npath = "{bad}"'
         )
     )
+    store = Store(lab.state.database)
+    # The lab counts requests per path, whatever the method: what the steps before SETUP-201
+    # send to the deploy path (SETUP-001 probes it) is measured by running them alone.
+    before = request_counts(lab.state).get(DEPLOY_PATH, 0)
+    assert lab.run("-k", "test_00 or test_01", site=site).returncode == 0
+    uploads = 2 * request_counts(lab.state).get(DEPLOY_PATH, 0) - before
+    started = time.monotonic()
     run = lab.run(site=site)
-    assert run.returncode == 1
-    assert "SETUP-201" in run.output
-    assert "package refused" in run.output
+    assert time.monotonic() - started < 60
+    assert run.returncode == 1, run.output
+    assert f"SETUP-201: {bad}: {reason}" in run.output
+    assert "Traceback" not in run.output
     assert "blocked by SETUP-201" in run.output
+    assert request_counts(lab.state).get(DEPLOY_PATH, 0) == uploads
+    assert "SharedCredentials" not in {p["name"] for p in store.packages(1)}
 
 
 def test_officer_keystore_with_wrong_password_fails_the_ca_step(lab: Lab) -> None:

@@ -214,3 +214,53 @@ def test_a_site_and_a_lab_with_the_same_callback_suffix_pass_auth_002_and_conn_0
     assert default.returncode == 1
     assert "/idm-operator/ws/hermod/callback/ping" in default.output
     assert "HTTP 404" in default.output
+
+
+def _laughs(levels: int) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE_APPLICATION_YML = [
+    pytest.param(_laughs(9).encode(), "line 5, column 45: expands to more than", id="alias-bomb"),
+    pytest.param(
+        b"allowed-clients:\n- client-id: idm\n  client-id: other\n",
+        'line 3, column 3: found duplicate key "client-id"',
+        id="duplicate-key",
+    ),
+    pytest.param(
+        b"allowed-clients:\n- client-id: caf\xe9\n",
+        ": is not UTF-8 text: byte 0xe9 at offset 33",
+        id="not-utf8",
+    ),
+    pytest.param(
+        b"allowed-clients:\n- client-id: [idm\n",
+        "line 3, column 1: expected ',' or ']'",
+        id="malformed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "problem"), HOSTILE_APPLICATION_YML)
+def test_a_hostile_application_yml_is_the_same_sentence_in_setup_and_verify(
+    lab: Lab, content: bytes, problem: str
+) -> None:
+    path = lab.tmp / "application.yml"
+    path.write_bytes(content)
+    site = lab.site(LAB_SITE.replace('"{lab_state}/hermod/application.yml"', json.dumps(str(path))))
+    sentences = []
+    for marker, selection in (("setup", "test_04_messaging"), ("verify", "AUTH-003")):
+        started = time.monotonic()
+        run = lab.run("-k", selection, site=site, marker=marker)
+        assert time.monotonic() - started < 60, marker
+        assert run.returncode == 1, run.output
+        assert "Traceback" not in run.output
+        assert "Error:" not in run.output  # no exception class name, only the sentence
+        found = [line for line in run.output.splitlines() if problem in line]
+        assert found, run.output
+        sentences.append(found[0][found[0].index(str(path)) :])
+    assert path.read_bytes() == content  # nothing rewritten
+    setup_sentence, verify_sentence = sentences
+    assert setup_sentence == verify_sentence, sentences

@@ -10,7 +10,7 @@ import pytest
 from smartid.errors import SecretError, SiteError
 from smartid.lab.target import lab_site
 from smartid.site import load_site, parse_site
-from tests.helpers import ROOT, run_suite
+from tests.helpers import ROOT, cost, run_suite
 from tests.lab import new_state
 
 SECRET = "Sup3r-secret-value-42"
@@ -442,3 +442,146 @@ def test_the_lab_site_pings_the_lab_cm(tmp_path: Path) -> None:
     site = lab_site(parse_site(ROOT / "sites" / "lab.toml", state.path), state)
     assert site.certificate_manager is not None
     assert site.certificate_manager.ping_url == f"{state.endpoints()['cm']}/api/v1/ping"
+
+
+DEEP = 100_000
+MIB = 1024 * 1024
+# (id, site text, files beside it, key named, words of the problem)
+HOSTILE_SITES: list[tuple[str, bytes, dict[str, bytes], str | None, str]] = [
+    (
+        "toml-deep-arrays",
+        b'target = "remote"\nx = ' + b"[" * DEEP + b"]" * DEEP + b"\n",
+        {},
+        None,
+        "the site file nests arrays or tables deeper than 32 levels",
+    ),
+    (
+        "toml-deep-inline-tables",
+        b'target = "remote"\nx = ' + b"{a=" * DEEP + b"1" + b"}" * DEEP + b"\n",
+        {},
+        None,
+        "the site file nests arrays or tables deeper than 32 levels",
+    ),
+    (
+        "toml-arrays-past-the-bound",
+        b'target = "remote"\n[idm]\nx = ' + b"[" * 40 + b"]" * 40 + b"\n",
+        {},
+        "idm.x",
+        "the site file nests deeper than 32 levels",
+    ),
+    (
+        "toml-deep-table-header",
+        b'target = "remote"\n[' + b".".join([b"a"] * 5000) + b"]\n",
+        {},
+        "a" + ".a" * 31,
+        "the site file nests deeper than 32 levels",
+    ),
+    (
+        "site-not-utf8",
+        b'target = "remote"\n# caf\xe9\n',
+        {},
+        None,
+        "the site file is not UTF-8 text: byte 0xe9 at offset 23",
+    ),
+    (
+        "site-too-large",
+        b'target = "remote"\n' + b"#" * (2 * MIB) + b"\n",
+        {},
+        None,
+        f"the site file is {2 * MIB + 19} bytes, more than {MIB}",
+    ),
+    *[
+        (
+            case_id,
+            (REMOTE_HEAD + f'admin_password = {{ file = "{name}", key = "admin" }}\n').encode(),
+            {name: content},
+            "idm.admin_password",
+            problem,
+        )
+        for case_id, name, content, problem in [
+            (
+                "secret-json-deep",
+                "s.json",
+                b'{"admin": "' + SECRET.encode() + b'", "x": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+                "s.json nests arrays or objects deeper than 32 levels",
+            ),
+            (
+                "secret-json-past-the-bound",
+                "s.json",
+                b'{"admin": "' + SECRET.encode() + b'", "x": ' + b"[" * 40 + b"]" * 40 + b"}",
+                "s.json under key 'x' nests deeper than 32 levels",
+            ),
+            (
+                "secret-toml-deep",
+                "s.toml",
+                b'admin = "' + SECRET.encode() + b'"\nx = ' + b"[" * DEEP + b"]" * DEEP,
+                "s.toml nests arrays or tables deeper than 32 levels",
+            ),
+            (
+                "secret-json-not-utf8",
+                "s.json",
+                b'{"admin": "\xff' + SECRET.encode() + b'"}',
+                "s.json is not UTF-8 text: byte 0xff at offset 11",
+            ),
+            (
+                "secret-json-too-large",
+                "s.json",
+                b'{"admin": "' + SECRET.encode() + b'", "x": "' + b"y" * (2 * MIB) + b'"}',
+                f"s.json is {2 * MIB + 43} bytes, more than {MIB}",
+            ),
+            (
+                "secret-toml-not-toml",
+                "s.toml",
+                b'admin = "' + SECRET.encode() + b"\n",
+                "s.toml is not valid TOML",
+            ),
+        ]
+    ],
+]
+
+
+def _write_bytes(tmp_path: Path, text: bytes, files: dict[str, bytes]) -> Path:
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    site = tmp_path / "site.toml"
+    site.write_bytes(text)
+    return site
+
+
+@pytest.mark.parametrize(
+    ("text", "files", "key", "problem"),
+    [case[1:] for case in HOSTILE_SITES],
+    ids=[case[0] for case in HOSTILE_SITES],
+)
+def test_hostile_site_or_secret_file_is_one_sentence_in_bounded_time_and_memory(
+    tmp_path: Path, text: bytes, files: dict[str, bytes], key: str | None, problem: str
+) -> None:
+    site = _write_bytes(tmp_path, text, files)
+    spent = cost(lambda: load_site(site))
+    assert isinstance(spent.error, SiteError), spent.error
+    message = str(spent.error)
+    where = f"{site}: key '{key}': " if key else f"{site}: "
+    assert message.startswith(where), message
+    assert problem in message
+    assert "\n" not in message
+    assert SECRET not in message
+    assert spent.seconds < 5, spent
+    # Reading the file is the most it costs: the bound on its size bounds the memory too.
+    assert spent.peak_bytes < 8 * MIB, spent
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ["toml-deep-arrays", "secret-json-deep", "site-not-utf8"])
+def test_suite_run_with_hostile_site_exits_4_in_one_sentence(
+    tmp_path: Path, suite_env: dict[str, str], case: str
+) -> None:
+    _, text, files, _key, problem = next(c for c in HOSTILE_SITES if c[0] == case)
+    site = _write_bytes(tmp_path, text, files)
+    run = run_suite("-m", "setup", f"--site={site}", env=suite_env, timeout=60)
+    assert run.returncode == 4, run.output
+    assert problem in run.output
+    assert "Traceback" not in run.output
+    assert "RecursionError" not in run.output
+    assert SECRET not in run.output
+    errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, run.output

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from smartid import errors
 from smartid.hermod import HermodClient, HermodConfigError, parse_clients
+from smartid.hermod.clients import read_config
 from smartid.hermod.refresh import Refresh
 from smartid.http import Timeouts
 from smartid.idm import IdmClient
@@ -115,15 +116,32 @@ class Deployment:
         path = self.application_yml()
         if path is None or not path.exists():
             return []
-        text = path.read_text(encoding="utf-8")
-        if self._hermod_clients is not None and self._hermod_clients[0] == text:
-            return list(self._hermod_clients[1])
+        return self._read_hermod_config(path)[1]
+
+    def application_yml_text(self) -> str:
+        """The text of Hermod's application.yml, found readable and valid: setup edits what
+        verify judges, so both read it here and a bad file is the same sentence in both."""
+        path = self.application_yml()
+        assert path is not None, "the site names no application.yml"
+        return self._read_hermod_config(path)[0]
+
+    def _read_hermod_config(self, path: Path) -> tuple[str, list[HermodClient]]:
+        """(text, clients) of the file; every problem with it becomes one SiteError here."""
         try:
+            text = read_config(path)
+            if self._hermod_clients is not None and self._hermod_clients[0] == text:
+                return text, list(self._hermod_clients[1])
             clients = parse_clients(text, str(path))
+        except OSError as exc:
+            raise errors.SiteError(
+                str(self.site.path),
+                "messaging.application_yml",
+                f"file {path} cannot be read ({exc.strerror})",
+            ) from None
         except HermodConfigError as exc:
-            raise errors.SiteError(str(path), None, str(exc)) from None
+            raise errors.SiteError(exc.where, None, exc.problem) from None
         self._hermod_clients = (text, clients)
-        return list(clients)
+        return text, list(clients)
 
     def hermod_key(self) -> tuple[Secret | None, str]:
         """The IDM client's Hermod key and where it came from: the site, the site state or

@@ -1,6 +1,6 @@
-"""Zips in and out. Reading an untrusted zip: names that could escape a folder and sizes that could
-exhaust memory (too many entries, zip bombs) are refused, in one sentence naming the entry, before
-any is read. Writing: the same files give the same bytes on every machine."""
+"""Zips in and out. Reading an untrusted zip: names that could escape a folder, symbolic links and
+sizes that could exhaust memory (too many entries, zip bombs) are refused, in one sentence naming
+the entry, before any is read. Writing: the same files give the same bytes on every machine."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ __all__ = ["ZipLimits", "ZipRejected", "deterministic_zip", "entry_parts", "read
 # it first bounds what zipfile reads of the central directory.
 _HEADER_ALLOWANCE = 1024 * 1024
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# The file type bits of a Unix mode, as a zip made on Unix keeps it in the external attributes.
+_FILE_TYPE, _SYMLINK = 0o170000, 0o120000
 
 
 class ZipRejected(ValueError):
@@ -67,6 +69,9 @@ def read_entries(
             parts = entry_parts(info.filename)
             if info.flag_bits & 0x1:
                 raise ZipRejected(f"entry {info.filename!r} is encrypted")
+            if (info.external_attr >> 16) & _FILE_TYPE == _SYMLINK:
+                # Unpacked, a link could point anywhere; no package or download needs one.
+                raise ZipRejected(f"entry {info.filename!r} is a symbolic link")
             if info.filename in seen:
                 raise ZipRejected(f"entry {info.filename!r} appears more than once")
             seen.add(info.filename)

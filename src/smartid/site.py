@@ -8,10 +8,8 @@ naming the file, the key and the problem; neither ever puts a secret value in a 
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +30,7 @@ from pydantic import (
 )
 
 from smartid.errors import SecretError, SiteError
+from smartid.inputs import InputRefused, load_json, load_toml, read_text
 from smartid.masking import MASKER, MIN_SECRET_LENGTH, Secret
 
 __all__ = [
@@ -488,15 +487,13 @@ def parse_site(path: Path, lab_state: Path | None = None) -> Site:
     """The validated site model of the TOML file at `path` (secrets not yet resolved)."""
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = load_toml(read_text(path))
     except FileNotFoundError:
         raise SiteError(shown, None, "the site file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SiteError(shown, None, f"the site file cannot be read ({exc})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteError(shown, None, f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SiteError(shown, None, f"the site file cannot be read ({exc.strerror})") from None
+    except InputRefused as exc:
+        raise SiteError(shown, exc.key, f"the site file {exc.problem}") from None
     data.setdefault("name", path.stem)
     context = {"base": path.resolve().parent, "lab_state": lab_state}
     try:
@@ -529,21 +526,26 @@ def _read_secret(ref: SecretRef, key: str, site_path: str) -> str:
     assert ref.file is not None
     file = Path(ref.file)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file)
     except FileNotFoundError:
         raise SecretError(site_path, key, f"secret file {file} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SecretError(
-            site_path, key, f"secret file {file} cannot be read ({type(exc).__name__})"
+            site_path, key, f"secret file {file} cannot be read ({exc.strerror})"
         ) from None
+    except InputRefused as exc:
+        raise SecretError(site_path, key, f"secret file {file} {exc.problem}") from None
     if ref.key is None:
         return text.strip()
+    kind = "TOML" if file.suffix == ".toml" else "JSON"
     try:
-        document = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError):
-        kind = "TOML" if file.suffix == ".toml" else "JSON"
-        # The parser's message may quote the file's content, so it is left out.
-        raise SecretError(site_path, key, f"secret file {file} is not valid {kind}") from None
+        document = load_toml(text) if kind == "TOML" else load_json(text)
+    except InputRefused as exc:
+        # Only the problem and the place: a parser's own message may quote the secret.
+        toml_syntax = kind == "TOML" and exc.problem.startswith("is not valid")
+        problem = "is not valid TOML" if toml_syntax else exc.problem
+        where = f" under key '{exc.key}'" if exc.key else ""
+        raise SecretError(site_path, key, f"secret file {file}{where} {problem}") from None
     value = document.get(ref.key) if isinstance(document, dict) else None
     if not isinstance(value, str):
         raise SecretError(

@@ -7,15 +7,24 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    ScalarEvent,
+)
 from ruamel.yaml.reader import ReaderError
 
 from smartid.hermod.yaml import round_trip_yaml
+from smartid.inputs import MAX_TEXT_BYTES, InputRefused, read_text
 from smartid.masking import Secret
 
 __all__ = [
@@ -28,6 +37,7 @@ __all__ = [
     "load_document",
     "locate_clients",
     "parse_clients",
+    "read_config",
 ]
 
 # field -> (kebab-case key, camelCase key)
@@ -44,6 +54,13 @@ _KEY = re.compile(r"[0-9A-Fa-f]{64}\Z")
 _CLIENT_ID = re.compile(r"[^\s:]{1,128}\Z")
 _URL = re.compile(r"https?://\S+\Z")
 _DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
+# Bounds on what a document may make the suite build or walk. Spring Boot files use an anchor
+# for a shared block now and then; a handful of aliases is plenty. Counting every node as the
+# aliases expand it bounds each walk over the tree (an alias bomb is small as text and as
+# ruamel's tree, whose aliases share one object, but exponential to walk).
+MAX_ALIASES = 100
+MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 64
 
 
 class HermodConfigError(ValueError):
@@ -57,8 +74,14 @@ class HermodConfigError(ValueError):
         self.problem = problem
         self.line = line
         self.column = column
-        where = f"{source} line {line}, column {column}" if line is not None else source
-        super().__init__(f"{where}: {problem}")
+        super().__init__(f"{self.where}: {problem}")
+
+    @property
+    def where(self) -> str:
+        """The file and, if known, the line and column."""
+        if self.line is None:
+            return self.source
+        return f"{self.source} line {self.line}, column {self.column}"
 
 
 @dataclass(frozen=True)
@@ -139,12 +162,92 @@ def _syntax_error(source: str, text: str, exc: YAMLError) -> HermodConfigError:
     return HermodConfigError(source, "not valid YAML")
 
 
-def load_document(yaml: YAML, text: str, source: str) -> Any:
-    """The round-trip tree of `text`; a syntax error becomes a HermodConfigError with its place."""
+def read_config(path: Path) -> str:
+    """The text of the application.yml at `path`, within the size bound and UTF-8; a bad file is
+    a HermodConfigError naming it (and the byte offset of a bad byte). OSError as open() raises
+    it."""
     try:
+        return read_text(path)
+    except InputRefused as exc:
+        raise HermodConfigError(str(path), exc.problem) from None
+
+
+def load_document(yaml: YAML, text: str, source: str) -> Any:
+    """The round-trip tree of `text`; a syntax error or a document beyond the bounds (size,
+    aliases, expanded nodes, depth) becomes a HermodConfigError with its place."""
+    if len(text) > MAX_TEXT_BYTES:
+        raise HermodConfigError(source, f"is larger than {MAX_TEXT_BYTES} characters")
+    _check_flow_depth(text, source)
+    try:
+        _check_events(yaml.parse(text), source)
         return yaml.load(text)
     except YAMLError as exc:
         raise _syntax_error(source, text, exc) from None
+    except RecursionError:  # a backstop: the depth bound stops nesting long before
+        raise HermodConfigError(source, f"nests deeper than {MAX_DEPTH} levels") from None
+
+
+# Brackets, and what hides them from the parser: quoted scalars and comments.
+_FLOW_TOKEN = re.compile(r"""[\[\]{}]|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|#[^\n]*""")
+
+
+def _check_flow_depth(text: str, source: str) -> None:
+    """A fast refusal of deeply nested flow collections (`[[[[...`), which ruamel's scanner
+    takes time to see through (its possible simple keys are kept per flow level). A bracket
+    inside a plain scalar may count where YAML would not; a stray quote may hide some: the
+    events' depth check below stays the authority, this only makes the usual attack cheap."""
+    depth = 0
+    for match in _FLOW_TOKEN.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+                raise HermodConfigError(
+                    source, f"nests deeper than {MAX_DEPTH} levels", line, column
+                )
+        elif bracket in "]}":
+            depth = max(depth - 1, 0)
+
+
+def _check_events(events: Any, source: str) -> None:
+    """Refuse, from the parser's events and before anything is built, a document that nests
+    deeper than MAX_DEPTH, uses more than MAX_ALIASES aliases or expands to more than
+    MAX_EXPANDED_NODES nodes."""
+    sizes: dict[str, int] = {}  # anchor -> nodes it expands to
+    open_collections: list[tuple[str | None, int]] = []  # (anchor, nodes before it)
+    expanded = aliases = 0
+    for event in events:
+        assert isinstance(event, Event)
+        if isinstance(event, CollectionStartEvent):
+            open_collections.append((event.anchor, expanded))
+            expanded += 1
+            if len(open_collections) > MAX_DEPTH:
+                raise _marked(source, f"nests deeper than {MAX_DEPTH} levels", event)
+        elif isinstance(event, CollectionEndEvent):
+            anchor, before = open_collections.pop()
+            if anchor is not None:
+                sizes[anchor] = expanded - before
+        elif isinstance(event, ScalarEvent):
+            expanded += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise _marked(source, f"uses more than {MAX_ALIASES} aliases", event)
+            expanded += sizes.get(event.anchor, 1)
+        if expanded > MAX_EXPANDED_NODES:
+            problem = f"expands to more than {MAX_EXPANDED_NODES} nodes (aliases of aliases?)"
+            raise _marked(source, problem, event)
+
+
+def _marked(source: str, problem: str, event: Event) -> HermodConfigError:
+    mark = event.start_mark
+    if mark is None:
+        return HermodConfigError(source, problem)
+    return HermodConfigError(source, problem, mark.line + 1, mark.column + 1)
 
 
 def _at(source: str, problem: str, position: Any) -> HermodConfigError:

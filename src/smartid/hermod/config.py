@@ -140,10 +140,10 @@ def _update_item(item: CommentedMap, client: HermodClient, style: Style) -> None
             item[present] = value
 
 
-def merge_client(text: str, client: HermodClient) -> str:
+def merge_client(text: str, client: HermodClient, source: str = "application.yml") -> str:
     """`text` with `client` added to allowed-clients, or its entry updated (matched by client-id),
-    keeping comments, the other clients, key order and the file's key style. Idempotent."""
-    source = "application.yml"
+    keeping comments, the other clients, key order and the file's key style. Idempotent.
+    `source` names the file in a HermodConfigError."""
     if client in parse_clients(text, source):
         return text
     head, body = split_head(text)
