@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.checks import IdmObservation, IdmSources, judge_everywhere, shown
-from smartid.errors import PackageError
-from smartid.idm.export import Configuration, NotVerifiable, read_configuration
+from smartid.idm.export import Configuration, NotVerifiable
+from smartid.idm.package import read_package_file
 from smartid.idm.snapshot import IdmSnapshot
 from smartid.report import seam
 from smartid.site import Binding, CertificateManagerSection, MessagingSection, PackageSection
@@ -64,11 +64,7 @@ def test_package_installed(
                 "objects could be looked for"
             )
         if not package_file:
-            path = Path(declared_package.path)
-            try:
-                package_file.append(read_configuration(path.read_bytes(), str(path)))
-            except OSError as exc:
-                raise PackageError(str(path), f"cannot be read ({exc.strerror})") from None
+            package_file.append(read_package_file(Path(declared_package.path)).contents())
         return package_file[0]
 
     def judge(snapshot: IdmSnapshot) -> list[Gap]:

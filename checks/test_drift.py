@@ -11,8 +11,10 @@ import pytest
 
 from fixtures.checks import IdmObservation
 from smartid.deployment import Deployment
+from smartid.errors import PackageError
 from smartid.hermod import HermodClient, HermodConfigError
-from smartid.idm.export import NotVerifiable, read_configuration
+from smartid.idm.export import NotVerifiable
+from smartid.idm.package import read_package_file
 from smartid.idm.snapshot import IdmSnapshot
 from smartid.masking import Secret
 from smartid.report import seam
@@ -61,10 +63,9 @@ def _package_objects_missing(site: Site, snapshot: IdmSnapshot) -> tuple[str, ..
     is in a layout the suite reads."""
     if snapshot.packages is not None or site.package is None or site.package.path is None:
         return None
-    path = Path(site.package.path)
     try:
-        contents = read_configuration(path.read_bytes(), str(path))
-    except (OSError, NotVerifiable):
+        contents = read_package_file(Path(site.package.path)).contents()
+    except (PackageError, NotVerifiable):
         return None
     return tuple(missing_objects(contents, snapshot))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from fixtures.steps import IdmView
 from smartid.deployment import Deployment
 from smartid.idm import IdmClient
-from smartid.idm.export import NotVerifiable, read_configuration
-from smartid.idm.package import read_package_file
+from smartid.idm.export import NotVerifiable
+from smartid.idm.package import PackageFile, read_package_file
 from smartid.idm.snapshot import IdmSnapshot, Kind, from_contract
 from smartid.plan import Changes
 from smartid.verify.configuration import missing_objects
@@ -25,13 +24,12 @@ pytestmark = [pytest.mark.setup, pytest.mark.order(2)]
 UPLOADED = "package-uploaded.sha256"
 
 
-def _package(deployment: Deployment) -> tuple[Path, bytes]:
-    """The package file and its bytes, checked before anything goes to IDM (PackageError)."""
+def _package(deployment: Deployment) -> PackageFile:
+    """The package file, checked before anything goes to IDM (PackageError)."""
     package = deployment.site.package
     if package is None or package.path is None:
         pytest.skip("the site describes no [package] path")
-    checked = read_package_file(Path(package.path))
-    return checked.path, checked.data
+    return read_package_file(Path(package.path))
 
 
 def _snapshot(deployment: Deployment, client: IdmClient, view: IdmView) -> IdmSnapshot:
@@ -46,11 +44,11 @@ def _snapshot(deployment: Deployment, client: IdmClient, view: IdmView) -> IdmSn
     return snapshot
 
 
-def _missing_objects(snapshot: IdmSnapshot, path: Path, data: bytes) -> list[str] | None:
+def _missing_objects(snapshot: IdmSnapshot, package: PackageFile) -> list[str] | None:
     """The package's objects the snapshot lacks; None if the package file is in a layout the
     suite does not read."""
     try:
-        contents = read_configuration(data, str(path))
+        contents = package.contents()
     except NotVerifiable:
         return None
     return missing_objects(contents, snapshot)
@@ -58,8 +56,8 @@ def _missing_objects(snapshot: IdmSnapshot, path: Path, data: bytes) -> list[str
 
 def test_package_uploaded(deployment: Deployment, changes: Changes, idm_view: IdmView) -> None:
     """SETUP-201 SharedCredentials.zip is installed; an identical package is not uploaded again."""
-    path, data = _package(deployment)
-    digest = hashlib.sha256(data).hexdigest()
+    package = _package(deployment)
+    path, data, digest = package.path, package.data, package.sha256
     assert deployment.site.package is not None
     name = deployment.site.package.name
     client, _ = deployment.working_admin()
@@ -79,7 +77,7 @@ def test_package_uploaded(deployment: Deployment, changes: Changes, idm_view: Id
             # A download lists no packages: the package counts as installed when all of its
             # objects are present and the site state remembers no other upload.
             recorded = (deployment.state.read(UPLOADED) or b"").decode() or None
-            missing = _missing_objects(before, path, data) if before is not None else None
+            missing = _missing_objects(before, package) if before is not None else None
             if before is not None and missing is None:
                 changes.note(
                     f"{path} is in a layout the suite does not read; whether it is installed "
@@ -103,7 +101,7 @@ def test_package_uploaded(deployment: Deployment, changes: Changes, idm_view: Id
             return
         after = _snapshot(deployment, client, idm_view)
     if after.packages is None:
-        missing = _missing_objects(after, path, data) or []
+        missing = _missing_objects(after, package) or []
         assert not missing, f"missing after the upload of {path}: {', '.join(missing)}"
         return
     packages = after.packages

@@ -6,7 +6,8 @@ size, before it is read), not a zip, beyond the zip bounds (entries, expanded si
 bombs), an entry that could leave its folder or is a symbolic link (smartid.safezip), no
 descriptor `META-INF/package.json` with the package's name (the package layout, docs/vendor.md),
 or a BPMN process definition the suite's defusing parser refuses (DTDs, entities, external
-references, too large or too deep: smartid.idm.bpmn).
+references, too large or too deep: smartid.idm.bpmn). The file's objects (`contents`) are what
+setup (SETUP-201, SETUP-202) and verify (CONF-001, DRIFT-001) look for in IDM: one reader for all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from smartid.errors import PackageError
 from smartid.idm.bpmn import BpmnError, read_process
+from smartid.idm.export import Configuration, read_configuration
 from smartid.inputs import InputRefused, decode_utf8, load_json, read_bounded
 from smartid.safezip import ZipLimits, ZipRejected, read_entries
 
@@ -44,6 +46,11 @@ class PackageFile:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    def contents(self) -> Configuration:
+        """The objects the package brings, as the configuration reader sees them;
+        NotVerifiable if the file is in a layout the suite does not read."""
+        return read_configuration(self.data, str(self.path))
 
 
 def read_package_file(path: Path) -> PackageFile:
