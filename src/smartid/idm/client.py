@@ -15,7 +15,8 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from smartid import errors
-from smartid.http import Timeouts, check_status, session
+from smartid.http import Timeouts, check_status, json_body, session
+from smartid.idm.export import MAX_DOWNLOAD_BYTES
 from smartid.idm.models import (
     CertificateAuthority,
     ConnectionTest,
@@ -59,7 +60,7 @@ class IdmClient:
         self.username = user
         self.tenant = tenant
         self._password = password
-        self._http = session(ca_bundle, timeouts=timeouts)
+        self._http = session(ca_bundle, timeouts=timeouts, label="IDM Admin")
         self._http.auth = (user, password.reveal())
 
     def close(self) -> None:
@@ -98,7 +99,12 @@ class IdmClient:
         return f"{self.admin_url}/ws/deploy/configuration"
 
     def download_configuration(self) -> bytes:
-        response = self._http.get(self._deploy_url(), params={"tenantId": self.tenant})
+        response = self._http.request(
+            "GET",
+            self._deploy_url(),
+            params={"tenantId": self.tenant},
+            max_bytes=MAX_DOWNLOAD_BYTES,
+        )
         return check_status(response).content
 
     def upload_configuration(self, data: bytes, *, overwrite: bool = False) -> DeployResult:
@@ -273,10 +279,7 @@ class IdmClient:
 
 
 def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise errors.ProtocolError(response.url, "the answer is not JSON") from None
+    return json_body(response)
 
 
 def _validate(model: type[M], data: Any, url: str) -> M:
