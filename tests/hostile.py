@@ -26,6 +26,7 @@ __all__ = [
     "Recorded",
     "answer",
     "close_mid_body",
+    "drain_then_answer",
     "drip_body",
     "drip_headers",
     "endless_body",
@@ -89,6 +90,21 @@ def answer(status: int, body: bytes, content_type: str = "application/json") -> 
     def behave(conn: Conn) -> None:
         headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
         conn.send(_head(status, headers) + body)
+
+    return behave
+
+
+def drain_then_answer(status: int, body: bytes) -> Behaviour:
+    """Read the whole request body, however large, keeping nothing, then answer."""
+
+    def behave(conn: Conn) -> None:
+        left = int(conn.request.headers.get("content-length", "0")) - len(conn.request.body)
+        while left > 0:
+            chunk = conn.sock.recv(min(left, 1 << 20))
+            if not chunk:
+                return
+            left -= len(chunk)
+        answer(status, body)(conn)
 
     return behave
 

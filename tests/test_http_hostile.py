@@ -33,6 +33,7 @@ from tests.hostile import (
     Hostile,
     answer,
     close_mid_body,
+    drain_then_answer,
     drip_body,
     drip_headers,
     endless_body,
@@ -256,6 +257,34 @@ def test_a_download_announced_too_large_is_refused_before_reading(tls: Tls) -> N
     message = _assert_one_sentence(caught, errors.ProtocolError, server.url("/ws/deploy"))
     assert "announces an answer of 10737418240 bytes, larger than 200 MiB" in message
     _assert_bounded(cost)
+
+
+def test_a_large_package_file_is_uploaded_as_it_is_read(tls: Tls, tmp_path: Path) -> None:
+    package = tmp_path / "large.zip"
+    with package.open("wb") as file:
+        file.truncate(256 * 2**20)  # sparse: costs no disk
+    deployed = json.dumps(
+        {
+            "package": "Large",
+            "version": "1.0",
+            "sha256": "0" * 64,
+            "created": [],
+            "replaced": [],
+            "unchanged": [],
+        }
+    ).encode()
+    with hostile_server(drain_then_answer(200, deployed), tls.cert, tls.key) as server:
+        idm = IdmClient(
+            server.url("/idm-admin"),
+            user="admin",
+            password=Secret(ADMIN_PASSWORD, "test"),
+            ca_bundle=tls.bundle,
+            timeouts=Timeouts(connect=2, read=20),
+        )
+        with idm:
+            caught, cost = _measured(lambda: idm.upload_configuration(package))
+    assert caught is None, caught
+    assert cost.peak < MAX_PEAK_BYTES, f"peak {cost.peak / 2**20:.1f} MiB"
 
 
 def test_a_normal_answer_is_read_whole(tls: Tls) -> None:

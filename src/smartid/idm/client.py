@@ -8,7 +8,7 @@ moment a request is built.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -107,14 +107,22 @@ class IdmClient:
         )
         return check_status(response).content
 
-    def upload_configuration(self, data: bytes, *, overwrite: bool = False) -> DeployResult:
+    def upload_configuration(self, data: bytes | Path, *, overwrite: bool = False) -> DeployResult:
+        """Upload a configuration zip: bytes, or a file, which is sent as it is read (a large
+        package is never held in memory whole)."""
         params: dict[str, Any] = {"tenantId": self.tenant}
         if overwrite:
             params["overwrite"] = "true"
+        if isinstance(data, Path):
+            with data.open("rb") as file:
+                return self._upload(params, file)
+        return self._upload(params, data)
+
+    def _upload(self, params: dict[str, Any], body: bytes | BinaryIO) -> DeployResult:
         response = self._http.post(
             self._deploy_url(),
             params=params,
-            data=data,
+            data=body,
             headers={"Content-Type": "application/zip"},
         )
         return _parse(DeployResult, check_status(response))
