@@ -21,7 +21,7 @@ import io
 import socket
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -58,7 +58,7 @@ class Deadline:
     """The moment (monotonic clock) by which a whole request must be done."""
 
     seconds: float
-    at: float = field(default=0.0)
+    at: float  # time.monotonic()
 
     @classmethod
     def start(cls, seconds: float) -> Deadline:
