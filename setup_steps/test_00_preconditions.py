@@ -25,7 +25,7 @@ def test_idm_admin_answers(deployment: Deployment) -> None:
     if idm is None:
         pytest.skip("the site describes no [idm] section")
     bundle = Path(idm.ca_bundle) if idm.ca_bundle else None
-    with session(bundle, timeouts=deployment.timeouts) as http:
+    with session(bundle, timeouts=deployment.timeouts, label="IDM Admin") as http:
         response = http.get(
             f"{idm.admin_url}/ws/deploy/configuration", params={"tenantId": idm.tenant_id}
         )

@@ -17,7 +17,8 @@ them to the user.
     │       ├── AuthenticationError   401/403 (credentials are never echoed)
     │       ├── NotFoundError         404
     │       ├── ConflictError         409 (stale version)
-    │       └── RejectedError         400/422 (the target refused the input)
+    │       ├── RejectedError         400/422 (the target refused the input)
+    │       └── RedirectError         3xx (the suite follows no redirect)
     ├── PackageError              a configuration zip or keystore is missing or corrupt
     └── LabError                  the embedded lab cannot start or answer
 """
@@ -34,6 +35,7 @@ __all__ = [
     "PackageError",
     "ProtocolError",
     "ReadBackError",
+    "RedirectError",
     "RejectedError",
     "SecretError",
     "SiteError",
@@ -110,6 +112,20 @@ class ConflictError(HTTPStatusError):
 
 class RejectedError(HTTPStatusError):
     """The target refused the input as invalid (400 or 422)."""
+
+
+class RedirectError(HTTPStatusError):
+    """A 3xx answer. The suite follows no redirect, so that no credential, client certificate or
+    body ever goes to another origin or over plain http; `location` is where it pointed."""
+
+    def __init__(self, target: str, status: int, location: str) -> None:
+        self.location = location
+        super().__init__(
+            target,
+            status,
+            f"redirects to {location}; the suite does not follow redirects: point the site at "
+            "the final URL",
+        )
 
 
 class ReadBackError(TargetError):

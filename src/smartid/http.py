@@ -1,72 +1,209 @@
 """The one place where the suite's HTTP requests are made and their failures translated.
 
 `session()` gives a `requests.Session` that ignores proxy and CA environment variables, always
-verifies TLS against the given CA bundle (or the system store), sends an explicit timeout with every
-request, and raises the suite's errors (`smartid.errors`) instead of requests/ssl/socket ones, each
-naming the URL and what was observed.
+verifies TLS against the given CA bundle (or the system store), and raises the suite's errors
+(`smartid.errors`) instead of requests/ssl/socket ones, each naming the URL and what was observed.
+Every request follows one policy (docs/architecture.md, "Talking to servers"):
+
+- no redirect is followed, ever (so no credential, client certificate or body goes to another
+  origin or over plain http); a 3xx is `RedirectError`, one sentence naming both URLs;
+- one deadline for the whole request, connect + TLS + headers + body, of `Timeouts.total` (the
+  connect timeout plus the read timeout), besides the per-read timeout (`smartid.httpbounds`);
+- the body is read streaming and bounded, decoded size included: `MAX_ANSWER_BYTES` unless the
+  call gives its own `max_bytes` (the configuration download does);
+- JSON is parsed from those bytes with a depth bound (`json_body`), and a server's text reaches a
+  message only as one short masked line (`smartid.servertext`).
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
-import requests.adapters
 import urllib3.exceptions
 
 from smartid import errors
+from smartid.httpbounds import (
+    ACCEPT_ENCODING,
+    MAX_ANSWER_BYTES,
+    Adapter,
+    Deadline,
+    active_deadline,
+    read_body,
+    reset_deadline,
+)
 from smartid.masking import MASKER
+from smartid.servertext import server_line
 
-__all__ = ["Timeouts", "check_status", "describe_exception", "session"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_JSON_DEPTH",
+    "Session",
+    "Timeouts",
+    "check_status",
+    "describe_exception",
+    "json_body",
+    "session",
+    "translate",
+]
+
+# Deeper JSON is refused: the suite's contracts nest a few levels, and deep nesting is how a
+# hostile answer makes a parser recurse until it fails.
+MAX_JSON_DEPTH = 64
+_SHOWN_URL = 200
 
 
 @dataclass(frozen=True)
 class Timeouts:
+    """The site's timeouts: `connect` bounds the TCP connect and the TLS handshake each, `read`
+    each wait for data; `total`, their sum, bounds the whole request."""
+
     connect: float = 5.0
     read: float = 10.0
 
+    @property
+    def total(self) -> float:
+        return self.connect + self.read
 
-class _Session(requests.Session):
-    """A Session whose requests carry a timeout and whose failures are the suite's errors."""
 
-    def __init__(self, timeouts: Timeouts) -> None:
+def _plain(url: str) -> str:
+    """scheme://host/path of a URL: no query or fragment, no control characters, masked."""
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+    shown = "".join(ch if ch.isprintable() and not ch.isspace() else "%20" for ch in shown)
+    shown = MASKER.mask(shown)
+    return shown if len(shown) <= _SHOWN_URL else shown[: _SHOWN_URL - 3] + "..."
+
+
+class Session(requests.Session):
+    """A Session whose requests follow the suite's HTTP policy and whose failures are the
+    suite's errors. `label` names the component in a redirect's sentence ("IDM Admin")."""
+
+    def __init__(self, timeouts: Timeouts, label: str = "") -> None:
         super().__init__()
         self.timeouts = timeouts
+        self.label = label
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        # requests follows what this returns; the suite follows nothing, whatever a caller asks.
+        return None
 
     def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        max_bytes: int = MAX_ANSWER_BYTES,
+        cut: bool = False,
+        **kwargs: Any,
     ) -> requests.Response:
+        """The answer, its body read (at most `max_bytes`, decoded) unless `stream=True`, where
+        the caller reads only the status and closes it. A larger body is refused, or with `cut`
+        kept as its first `max_bytes + 1` bytes, so that the caller can say it was cut."""
+        shown = url.decode() if isinstance(url, bytes) else url
         kwargs.setdefault("timeout", (self.timeouts.connect, self.timeouts.read))
         if kwargs.get("verify") is False:
             raise ValueError("TLS verification is never switched off in the suite")
+        stream = bool(kwargs.pop("stream", False))
+        kwargs["allow_redirects"] = False
+        kwargs["stream"] = True
+        deadline = Deadline.start(self.timeouts.total)
+        token = active_deadline(deadline)
         try:
-            return super().request(method, url, *args, **kwargs)
+            response = super().request(method, url, *args, **kwargs)
+            if 300 <= response.status_code < 400:
+                response.close()
+                raise self._redirect(shown, response)
+            if not stream:
+                _read(response, shown, max_bytes, deadline, cut=cut)
+            return response
         except requests.RequestException as exc:
-            shown = url.decode() if isinstance(url, bytes) else url
+            if deadline.expired:
+                raise deadline.error(shown) from None
             raise translate(shown, exc) from None
+        finally:
+            reset_deadline(token)
+
+    def _redirect(self, url: str, response: requests.Response) -> errors.RedirectError:
+        where = response.headers.get("Location")
+        location = _plain(urljoin(url, where)) if where else "nowhere (no Location header)"
+        target = f"{self.label} {_plain(url)}" if self.label else _plain(url)
+        return errors.RedirectError(target, response.status_code, location)
+
+
+def _read(
+    response: requests.Response, url: str, limit: int, deadline: Deadline, *, cut: bool
+) -> None:
+    """Read the body into the response, so that `.content`, `.text` and `json_body` work."""
+    try:
+        body = read_body(response, url, limit, cut=cut)
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        response.close()
+        if deadline.expired:
+            raise deadline.error(url) from None
+        if isinstance(exc, urllib3.exceptions.ReadTimeoutError | socket.timeout):
+            raise errors.TimeoutError(url, "timed out (read)") from None
+        raise errors.ConnectError(url, "closed the connection mid-answer") from None
+    response._content = body
+    response._content_consumed = True  # type: ignore[attr-defined]
 
 
 def session(
     ca_bundle: Path | None = None,
     client_cert: tuple[Path, Path] | None = None,
     timeouts: Timeouts | None = None,
-) -> requests.Session:
+    *,
+    label: str = "",
+) -> Session:
     """A hermetic Session: no environment proxies or CA paths, verification always on."""
-    s = _Session(timeouts or Timeouts())
+    s = Session(timeouts or Timeouts(), label)
     s.trust_env = False
     s.verify = str(ca_bundle) if ca_bundle is not None else True
+    s.headers["Accept-Encoding"] = ACCEPT_ENCODING
     if client_cert is not None:
         s.cert = (str(client_cert[0]), str(client_cert[1]))
-    # No automatic retries: a failure is reported once, as it happened.
-    s.mount("https://", requests.adapters.HTTPAdapter(max_retries=0))
-    s.mount("http://", requests.adapters.HTTPAdapter(max_retries=0))
+    s.mount("https://", Adapter())
+    s.mount("http://", Adapter())
     return s
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = current.values() if isinstance(current, dict) else current
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def json_body(response: requests.Response) -> Any:
+    """The answer's JSON, parsed from its bounded bytes; not JSON, or nested deeper than
+    `MAX_JSON_DEPTH`, is a ProtocolError naming the URL."""
+    url = response.url
+    try:
+        value = json.loads(response.content)
+    except RecursionError:
+        value = None
+        deep = True
+    except ValueError:
+        raise errors.ProtocolError(url, "the answer is not JSON") from None
+    else:
+        deep = isinstance(value, dict | list) and _too_deep(value, MAX_JSON_DEPTH)
+    if deep:
+        raise errors.ProtocolError(
+            url, f"the answer is JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        )
+    return value
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:
@@ -111,6 +248,15 @@ def describe_exception(exc: BaseException) -> str:
     text = str(exc)
     if "RemoteDisconnected" in text or "Connection aborted" in text:
         return "the peer closed the connection without answering"
+    for cause in causes:
+        if isinstance(cause, http.client.IncompleteRead | urllib3.exceptions.IncompleteRead):
+            return "closed the connection mid-answer"
+        if isinstance(cause, http.client.LineTooLong):
+            return "sent a header line longer than the suite reads"
+        if isinstance(cause, http.client.HTTPException):
+            return "sent an answer that is not HTTP"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "closed the connection mid-answer"
     return f"{type(exc).__name__}"
 
 
@@ -143,16 +289,20 @@ def _reason(response: requests.Response) -> str:
     if response.status_code in (401, 403):
         # The body of an authentication failure is not repeated: some servers echo the login.
         return "credentials refused" if response.status_code == 401 else "permission refused"
+    if not response._content_consumed or not response.content:  # type: ignore[attr-defined]
+        # An answer streamed for its status alone is not read for the reason either.
+        return server_line(response.reason or "")
     try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip().splitlines()
-        return MASKER.mask(text[0][:200]) if text else response.reason or ""
+        body = json.loads(response.content)
+    except (ValueError, RecursionError):
+        return server_line(response.content.decode("utf-8", "replace")) or server_line(
+            response.reason or ""
+        )
+    if isinstance(body, dict | list) and _too_deep(body, MAX_JSON_DEPTH):
+        return ""
     if isinstance(body, dict):
         detail = body.get("detail", body.get("message", body.get("error", "")))
-        if isinstance(detail, str):
-            return MASKER.mask(detail[:300])
-        return MASKER.mask(str(detail)[:300])
+        return server_line(detail if isinstance(detail, str) else json.dumps(detail)[:1000])
     return ""
 
 

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from smartid.errors import ProtocolError
-from smartid.http import Timeouts, check_status, session
+from smartid.http import Timeouts, check_status, json_body, session
 
 __all__ = ["CMPing", "cm_ping", "cm_token_procedures"]
 
@@ -57,12 +55,8 @@ def cm_token_procedures(
 def _get_json(
     target: str, ca_bundle: Path | None, client: tuple[Path, Path] | None, timeouts: Timeouts
 ) -> tuple[str, dict[str, Any]]:
-    with session(ca_bundle, client, timeouts) as http:
-        response = check_status(http.get(target))
-    try:
-        body = response.json()
-    except requests.JSONDecodeError:
-        raise ProtocolError(target, "the answer is not JSON") from None
+    with session(ca_bundle, client, timeouts, label="CM") as http:
+        body = json_body(check_status(http.get(target)))
     if not isinstance(body, dict):
         raise ProtocolError(target, "the answer is not a JSON object")
     return target, body

@@ -9,8 +9,9 @@ from urllib.parse import quote
 
 from smartid import errors
 from smartid.hermod.clients import HermodClient, HermodConfigError, parse_clients
-from smartid.http import Timeouts, check_status, session
+from smartid.http import Timeouts, check_status, json_body, session
 from smartid.masking import MASKER, Secret
+from smartid.servertext import server_line
 
 __all__ = ["CommandState", "HermodApi"]
 
@@ -35,14 +36,16 @@ class HermodApi:
     def generate_client(self, client_id: str) -> HermodClient:
         """A fresh client section from Hermod's generateclient page, parsed."""
         url = f"{self.base_url}/util/generateclient/{quote(client_id, safe='')}"
-        with session(self._ca_bundle, timeouts=self._timeouts) as http:
+        with session(self._ca_bundle, timeouts=self._timeouts, label="Hermod") as http:
             text = check_status(http.get(url)).text
         # The page prints one list item, as it is pasted under allowed-clients.
         wrapped = "allowed-clients:\n" + "".join(f"  {line}\n" for line in text.splitlines())
         try:
             clients = parse_clients(wrapped, url)
         except HermodConfigError as exc:
-            raise errors.ProtocolError(url, f"the client section does not parse ({exc})") from None
+            raise errors.ProtocolError(
+                url, f"the client section does not parse ({server_line(str(exc))})"
+            ) from None
         if len(clients) != 1:
             raise errors.ProtocolError(url, f"expected one client section, got {len(clients)}")
         MASKER.register(clients[0].key)
@@ -52,17 +55,19 @@ class HermodApi:
     def ping(self, api_key: Secret) -> str:
         """Send a ping command; the command id."""
         url = f"{self.base_url}/command/ping"
-        with session(self._ca_bundle, timeouts=self._timeouts) as http:
+        with session(self._ca_bundle, timeouts=self._timeouts, label="Hermod") as http:
             response = check_status(http.post(url, json={}, headers=_key(api_key)))
-        body: Any = response.json()
+        body: Any = json_body(response)
         if not isinstance(body, dict) or "commandId" not in body:
             raise errors.ProtocolError(url, "the answer has no commandId")
         return str(body["commandId"])
 
     def command(self, api_key: Secret, command_id: str) -> CommandState:
         url = f"{self.base_url}/command/{quote(command_id, safe='')}"
-        with session(self._ca_bundle, timeouts=self._timeouts) as http:
-            body: Any = check_status(http.get(url, headers=_key(api_key))).json()
+        with session(self._ca_bundle, timeouts=self._timeouts, label="Hermod") as http:
+            body: Any = json_body(check_status(http.get(url, headers=_key(api_key))))
+        if not isinstance(body, dict):
+            raise errors.ProtocolError(url, "the answer is not a JSON object")
         return CommandState(
             command_id=str(body.get("commandId", command_id)),
             state=str(body.get("state")),

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import IO
 
 import requests
-import urllib3.exceptions
 
 from smartid import errors
-from smartid.http import Timeouts, session, translate
+from smartid.http import Timeouts, session
 from smartid.masking import MASKER
+from smartid.servertext import server_line
 
 __all__ = ["MAX_OUTPUT", "Refresh", "RefreshResult", "run_refresh"]
 
@@ -179,20 +179,12 @@ def _post(refresh: Refresh, url: str) -> RefreshResult:
     timeouts = Timeouts(connect=refresh.connect_timeout, read=refresh.timeout)
     try:
         with session(refresh.ca_bundle, timeouts=timeouts) as http:
-            response = http.post(url, allow_redirects=False, stream=True)
-            with response:
-                body = response.raw.read(MAX_OUTPUT + 1, decode_content=True)
+            response = http.request("POST", url, max_bytes=MAX_OUTPUT, cut=True)
     except errors.TargetError as exc:
         return RefreshResult(
             target=refresh.target, seconds=time.monotonic() - started, error=_named(refresh, exc)
         )
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        return RefreshResult(
-            target=refresh.target,
-            seconds=time.monotonic() - started,
-            error=_named(refresh, translate(url, exc)),
-        )
-    output = _bounded_text(body)
+    output = _bounded_text(response.content)
     error = None
     if not 200 <= response.status_code < 300:
         error = errors.HTTPStatusError(
@@ -205,18 +197,19 @@ def _post(refresh: Refresh, url: str) -> RefreshResult:
 
 def _named(refresh: Refresh, exc: errors.TargetError) -> errors.TargetError:
     """The same error, its target saying that this URL was Hermod's refresh."""
+    if isinstance(exc, errors.RedirectError):
+        return errors.RedirectError(refresh.target, exc.status, exc.location)
+    if isinstance(exc, errors.HTTPStatusError):
+        return errors.HTTPStatusError(refresh.target, exc.status, exc.observed)
     return type(exc)(refresh.target, exc.observed)
 
 
 def _answer_problem(response: requests.Response, output: str) -> str:
     if response.status_code in (401, 403):
         return "the URL asks for credentials, and the suite sends none to it"
-    if 300 <= response.status_code < 400:
-        location = MASKER.mask(response.headers.get("Location", "nowhere"))[:_SHOWN_LINE]
-        return f"redirects to {location}, and redirects are not followed"
     try:
         document = json.loads(output)
-    except ValueError:
-        return _last_line(output)
+    except (ValueError, RecursionError):
+        return server_line(output)
     detail = document.get("detail") if isinstance(document, dict) else None
-    return str(detail)[:_SHOWN_LINE] if detail is not None else _last_line(output)
+    return server_line(detail if isinstance(detail, str) else output)

@@ -8,14 +8,15 @@ moment a request is built.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel, ValidationError
 
 from smartid import errors
-from smartid.http import Timeouts, check_status, session
+from smartid.http import Timeouts, check_status, json_body, session
+from smartid.idm.export import MAX_DOWNLOAD_BYTES
 from smartid.idm.models import (
     CertificateAuthority,
     ConnectionTest,
@@ -59,7 +60,7 @@ class IdmClient:
         self.username = user
         self.tenant = tenant
         self._password = password
-        self._http = session(ca_bundle, timeouts=timeouts)
+        self._http = session(ca_bundle, timeouts=timeouts, label="IDM Admin")
         self._http.auth = (user, password.reveal())
 
     def close(self) -> None:
@@ -98,17 +99,30 @@ class IdmClient:
         return f"{self.admin_url}/ws/deploy/configuration"
 
     def download_configuration(self) -> bytes:
-        response = self._http.get(self._deploy_url(), params={"tenantId": self.tenant})
+        response = self._http.request(
+            "GET",
+            self._deploy_url(),
+            params={"tenantId": self.tenant},
+            max_bytes=MAX_DOWNLOAD_BYTES,
+        )
         return check_status(response).content
 
-    def upload_configuration(self, data: bytes, *, overwrite: bool = False) -> DeployResult:
+    def upload_configuration(self, data: bytes | Path, *, overwrite: bool = False) -> DeployResult:
+        """Upload a configuration zip: bytes, or a file, which is sent as it is read (a large
+        package is never held in memory whole)."""
         params: dict[str, Any] = {"tenantId": self.tenant}
         if overwrite:
             params["overwrite"] = "true"
+        if isinstance(data, Path):
+            with data.open("rb") as file:
+                return self._upload(params, file)
+        return self._upload(params, data)
+
+    def _upload(self, params: dict[str, Any], body: bytes | BinaryIO) -> DeployResult:
         response = self._http.post(
             self._deploy_url(),
             params=params,
-            data=data,
+            data=body,
             headers={"Content-Type": "application/zip"},
         )
         return _parse(DeployResult, check_status(response))
@@ -273,10 +287,7 @@ class IdmClient:
 
 
 def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise errors.ProtocolError(response.url, "the answer is not JSON") from None
+    return json_body(response)
 
 
 def _validate(model: type[M], data: Any, url: str) -> M:
