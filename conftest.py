@@ -5,7 +5,7 @@ The site file is loaded and validated once, before any test, whenever the run in
 
 The command-line options (`--site`, `--plan`, `--lab-state`) come from the installed plugin
 `smartid_pytest.plugin`, which pytest loads before it looks for this file; it is named here too, for
-a run with plugin autoloading switched off.
+a run with plugin autoloading switched off. `fixtures.selection` keeps setup steps to `-m setup`.
 """
 
 import gc
@@ -15,6 +15,7 @@ import pytest
 pytest_plugins = [
     "smartid_pytest.plugin",
     "fixtures.site",
+    "fixtures.selection",
     "fixtures.lab",
     "fixtures.clients",
     "fixtures.steps",
