@@ -89,6 +89,7 @@ def test_the_suite_is_found_above_the_starting_folder() -> None:
     [
         (["frobnicate"], "unknown command 'frobnicate': choose one of setup, verify, health, "),
         (["verify", "--site"], "--site needs a value: --site PATH or --site=PATH"),
+        (["verify", "--site="], "--site needs a value: --site PATH or --site=PATH"),
         (["setup", "--site", "--plan"], "--site needs a value: --site PATH or --site=PATH"),
     ],
 )

@@ -83,6 +83,8 @@ def _take_paths(args: list[str], names: Sequence[str], here: Path) -> tuple[list
     for arg in items:
         name, equals, value = arg.partition("=")
         if name in names and equals:
+            if not value:
+                raise SmartidUsageError(f"{name} needs a value: {name} PATH or {name}=PATH")
             taken.append(f"{name}={_absolute(value, here)}")
         elif arg in names:
             following = next(items, None)
@@ -134,9 +136,9 @@ def invocation(argv: Sequence[str], *, here: Path) -> tuple[Invocation | None, b
         lab, rest = _take_paths(rest, ("--lab-state",), here)
         pytest_args = [*lab, *(["-v"] if verbose else []), *rest, *verbatim]
         runner = [python, "-m", "smartid.report.nightly", "run", *taken]
-        return Invocation([*runner, "--", *pytest_args] if pytest_args else runner, suite, env), (
-            verbose
-        )
+        if pytest_args:
+            runner += ["--", *pytest_args]
+        return Invocation(runner, suite, env), verbose
     taken, rest = _take_paths(rest, _PYTEST_PATHS, here)
     pytest = [python, "-m", "pytest", "-m", command, *taken, *(["-v"] if verbose else [])]
     return Invocation([*pytest, *rest, *verbatim], suite, env), verbose
