@@ -1,5 +1,7 @@
 # Quick start: `make demo` runs the suite against the embedded lab; `make test` runs the project's
-# own checks (ruff, mypy, tests). Both create .venv and install from the package registries.
+# own checks (ruff, mypy, tests). Both create .venv and install from the package registries;
+# `make test` also installs Debian's chromium for its browser test when it can, and stops before
+# any test with one sentence when it cannot (tools/test-prerequisites).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +11,7 @@ PYTEST_ARGS ?=
 NODE_STAMP := node_modules/.installed
 SITE ?=
 
-.PHONY: install demo test lint clean nightly node-install
+.PHONY: install demo test lint clean nightly node-install test-prerequisites
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +37,19 @@ endef
 demo: install
 	$(call run_marker,setup)
 	@$(MAKE) --no-print-directory nightly
+	@echo 'The commands smartid and smartid-lab are in $(CURDIR)/$(BIN); to run them by name:'
+	@echo '  export PATH="$(CURDIR)/$(BIN):$$PATH"   (or: . $(BIN)/activate)'
+	@echo 'then: smartid setup --plan, smartid verify, smartid lab status (smartid --help)'
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(NODE_STAMP)
+test-prerequisites:
+	@tools/test-prerequisites
+
+test: test-prerequisites lint $(NODE_STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 # verify against SITE (default: the lab) with JUnit XML, reports/summary.json and the HTML report

@@ -1,10 +1,11 @@
-"""Root plugin of the suite: command-line options and the fixture plugins under `fixtures/`.
+"""Root plugin of the suite: the fixture plugins under `fixtures/`.
 
 The site file is loaded and validated once, before any test, whenever the run includes the suite
 (`setup_steps/` or `checks/`); the project's own tests under `tests/` need no site.
 
-pytest decides its rootdir before it reads these options, so a site file outside the project is
-given as `--site=PATH` (with `=`) or through `SMARTID_SITE`.
+The command-line options (`--site`, `--plan`, `--lab-state`) come from the installed plugin
+`smartid_pytest.plugin`, which pytest loads before it looks for this file; it is named here too, for
+a run with plugin autoloading switched off. `fixtures.selection` keeps setup steps to `-m setup`.
 """
 
 import gc
@@ -12,35 +13,15 @@ import gc
 import pytest
 
 pytest_plugins = [
+    "smartid_pytest.plugin",
     "fixtures.site",
+    "fixtures.selection",
     "fixtures.lab",
     "fixtures.clients",
     "fixtures.steps",
     "fixtures.reporting",
     "fixtures.checks",
 ]
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("smartid", "Smart ID suite")
-    group.addoption(
-        "--site",
-        metavar="PATH",
-        default=None,
-        help="site file (default: $SMARTID_SITE, else sites/lab.toml)",
-    )
-    group.addoption(
-        "--plan",
-        action="store_true",
-        default=False,
-        help="setup: report what each step would change, change nothing",
-    )
-    group.addoption(
-        "--lab-state",
-        metavar="DIR",
-        default=None,
-        help="lab state directory (default: $SMARTID_LAB_STATE, else .lab/)",
-    )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -37,7 +37,7 @@ LAB_MAY_IMPORT = frozenset(
     }
 )
 ALLURE = ("allure", "allure_commons", "allure_pytest")
-GLUE = ("conftest", "fixtures", "checks", "setup_steps", "tests", "bench")
+GLUE = ("conftest", "fixtures", "checks", "setup_steps", "tests", "bench", "smartid_pytest")
 
 
 @dataclass(frozen=True)

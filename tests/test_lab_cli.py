@@ -239,3 +239,67 @@ def test_hermod_refresh_of_a_stopped_lab_says_so_in_one_line(tmp_path: Path) -> 
     assert done.stderr.startswith("smartid-lab: Hermod did not refresh: https://localhost:")
     assert done.stderr.strip().endswith("connection refused")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --- the command line itself: option order, help, a closed pipe ----------------------------------
+
+SUBCOMMANDS = ("serve", "hermod-refresh", "reset", "status", "faults", "fault")
+
+
+def _lab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smartid.lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env={k: v for k, v in os.environ.items() if k != "SMARTID_LAB_STATE"},
+    )
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
+def test_state_dir_works_before_or_after_the_subcommand(tmp_path: Path, before: bool) -> None:
+    state = new_state(tmp_path / "lab")
+    option = ["--state-dir", str(state.path)]
+    args = [*option, "status", "--json"] if before else ["status", "--json", *option]
+    done = _lab(*args, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout)["state_dir"] == str(state.path)
+    assert not (tmp_path / ".lab").exists()
+
+
+def test_a_state_dir_given_with_equals_after_the_subcommand_is_used(tmp_path: Path) -> None:
+    state = new_state(tmp_path / "lab")
+    done = _lab("fault", "on", "cm-down", f"--state-dir={state.path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    listed = _lab("faults", "--state-dir", str(state.path)).stdout.splitlines()
+    assert [line.split()[0] for line in listed if line.endswith("[on]")] == ["cm-down"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_each_subcommand_help_shows_the_state_dir(command: str) -> None:
+    done = _lab(command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--state-dir" in done.stdout
+    assert "SMARTID_LAB_STATE" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["status", "faults"])
+def test_a_closed_pipe_ends_the_output_without_a_traceback(tmp_path: Path, command: str) -> None:
+    state = new_state(tmp_path / "lab")
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader has gone before the first line: as `| head -0` would
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "smartid.lab", command, "--state-dir", str(state.path)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert done.stderr == ""
+    assert done.returncode == 141

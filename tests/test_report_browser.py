@@ -1,8 +1,9 @@
 """The HTML report works where people open it: a real headless Chromium loads the single-file report
 from file:// and shows the run's counts.
 
-Chromium is a test requirement (.ci/run installs Debian's package). Without it this test fails and
-says how to install it; SMARTID_NO_BROWSER=1 skips it on a machine that cannot have a browser.
+Chromium is a test requirement (`make test` installs Debian's package as root, else stops before
+the tests and says what to install). Without it this test fails and says how to install it;
+SMARTID_NO_BROWSER=1 skips it on a machine that cannot have a browser.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def chromium(path: str = CHROMIUM) -> str:
     if os.environ.get("SMARTID_NO_BROWSER") == "1":
         pytest.skip("SMARTID_NO_BROWSER=1: the report is not opened in a browser")
     if not Path(path).is_file():
-        message = f"{path} is missing. Install Debian's chromium as .ci/run does: `{INSTALL}`"
+        message = (
+            f"{path} is missing. Install Debian's chromium (make test does, as root): `{INSTALL}`"
+        )
         pytest.fail(f"{message} (or export SMARTID_NO_BROWSER=1 to skip this test)", pytrace=False)
     return path
 

@@ -33,15 +33,9 @@ SECRET = "Synth-s3cret-Passw0rd-77"
 ALLURE = ROOT / "node_modules" / ".bin" / "allure"
 NIGHTLY = [sys.executable, "-m", "smartid.report.nightly"]
 
+# The suite's options (--site, --plan, --lab-state) come from the installed plugin.
 CONFTEST = """
 pytest_plugins = ["fixtures.site", "fixtures.reporting"]
-
-
-def pytest_addoption(parser):
-    group = parser.getgroup("smartid")
-    group.addoption("--site", default=None)
-    group.addoption("--plan", action="store_true", default=False)
-    group.addoption("--lab-state", default=None)
 """
 
 PYTEST_INI = """

@@ -101,15 +101,23 @@ def _refresh_hermod(state: LabState) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="smartid-lab", description=__doc__)
-    parser.add_argument(
+def _parser() -> argparse.ArgumentParser:
+    # The common options sit on the main parser and on every subcommand, so that they work before
+    # or after the subcommand and show in each one's help. SUPPRESS keeps a value given before the
+    # subcommand from being reset by the subcommand's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--state-dir",
-        default=None,
+        default=argparse.SUPPRESS,
         help="lab state directory (default: $SMARTID_LAB_STATE, else .lab/)",
     )
+    parser = argparse.ArgumentParser(prog="smartid-lab", description=__doc__, parents=[common])
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the lab in the foreground until stopped")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+
+    serve_parser = command("serve", "run the lab in the foreground until stopped")
     serve_parser.add_argument(
         "--documented-only",
         action="store_true",
@@ -123,22 +131,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="what Hermod appends to a client's callback-url, <type> the command type, and "
         "where IDM Operator takes the callbacks (default: /callback/<type>)",
     )
-    commands.add_parser(
+    command(
         "hermod-refresh",
-        help="have the running lab's Hermod apply hermod/application.yml "
+        "have the running lab's Hermod apply hermod/application.yml "
         "(its 'refresh configuration'; an edited file is not applied before)",
     )
-    commands.add_parser("reset", help="return the lab to factory state")
-    status_parser = commands.add_parser("status", help="show whether the lab runs, and where")
+    command("reset", "return the lab to factory state")
+    status_parser = command("status", "show whether the lab runs, and where")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
-    commands.add_parser(
-        "faults", help="list the faults, one per line: name, description, [on] when on"
-    )
-    fault_parser = commands.add_parser("fault", help="switch a fault on or off")
+    command("faults", "list the faults, one per line: name, description, [on] when on")
+    fault_parser = command("fault", "switch a fault on or off")
     fault_parser.add_argument("switch", choices=["on", "off"])
     fault_parser.add_argument("name", help="a fault name from 'smartid-lab faults'")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; a reader that closes the pipe early (`smartid-lab status | head -1`)
+    ends the output quietly with exit 141 (128 + SIGPIPE, as a shell reports a killed writer)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; pointing it at /dev/null keeps that quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
-    state = LabState(resolve_state_dir(args.state_dir or os.environ.get("SMARTID_LAB_STATE")))
+    state = LabState(
+        resolve_state_dir(getattr(args, "state_dir", None) or os.environ.get("SMARTID_LAB_STATE"))
+    )
     try:
         if args.command == "serve":
             return _serve(

@@ -1,0 +1,1 @@
+"""The suite's pytest plugin, loaded by pytest itself through the `pytest11` entry point."""
