@@ -15,6 +15,8 @@ from tests.helpers import ROOT
 
 PY = sys.executable
 SMARTID = str(Path(sys.executable).parent / "smartid")
+# The interpreter the installed script runs (its #! line): python or python3, as pip wrote it.
+SCRIPT_PY = Path(SMARTID).read_text(encoding="utf-8").splitlines()[0].removeprefix("#!")
 
 
 def _call(*argv: str, here: Path = ROOT) -> Invocation:
@@ -141,7 +143,7 @@ def test_lab_delegates_with_its_options_after_the_subcommand(tmp_path: Path) -> 
     assert done.returncode == 3, done.stderr
     assert done.stdout.startswith("running: no\n")
     assert done.stderr.splitlines() == [
-        f"smartid: cd {ROOT} && {PY} -m smartid.lab status --state-dir={state.path}"
+        f"smartid: cd {ROOT} && {SCRIPT_PY} -m smartid.lab status --state-dir={state.path}"
     ]
 
 

@@ -97,7 +97,9 @@ def test_smartid_takes_either_spelling_from_another_folder(
     args = ["--site", "other.toml"] if spelling == "space" else ["--site=other.toml"]
     run = _smartid("-v", "verify", *args, cwd=outside.parent, env=env)
     assert _named_as_the_broken_site(run, outside), run.output
-    shown = f"smartid: cd {ROOT} && {sys.executable} -m pytest -m verify --site={outside} -v"
+    script = Path(sys.executable).parent / "smartid"
+    python = script.read_text(encoding="utf-8").splitlines()[0].removeprefix("#!")
+    shown = f"smartid: cd {ROOT} && {python} -m pytest -m verify --site={outside} -v"
     assert run.stderr.splitlines()[0] == shown
 
 
