@@ -38,7 +38,7 @@ def _deploy_api_accepts(deployment: Deployment, idm: IdmSection, password: Secre
     """Whether the vendor's deploy API takes the credentials (401 means no), for a site without
     the admin contract; the configuration it would send is not read."""
     bundle = Path(idm.ca_bundle) if idm.ca_bundle else None
-    with session(bundle, timeouts=deployment.timeouts) as http:
+    with session(bundle, timeouts=deployment.timeouts, label="IDM Admin") as http:
         response = http.get(
             f"{idm.admin_url}/ws/deploy/configuration",
             params={"tenantId": idm.tenant_id},
@@ -93,7 +93,9 @@ def test_callback_endpoint_accepts_only_the_hermod_user(
         pytest.skip("the site gives no [messaging] callback_url")
     bundle = site.idm.ca_bundle if site.idm is not None else None
     user = declared_messaging.hermod_user
-    with session(Path(bundle) if bundle else None, timeouts=deployment.timeouts) as http:
+    with session(
+        Path(bundle) if bundle else None, timeouts=deployment.timeouts, label="IDM Operator"
+    ) as http:
         as_hermod = http.post(
             url, json={}, auth=(user, declared_messaging.hermod_password.get().reveal())
         ).status_code

@@ -40,6 +40,7 @@ from smartid.httpbounds import (
     read_body,
     reset_deadline,
 )
+from smartid.inputs import deeper_than
 from smartid.masking import MASKER
 from smartid.servertext import server_line
 
@@ -175,17 +176,6 @@ def session(
     return s
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        children = current.values() if isinstance(current, dict) else current
-        if depth > limit:
-            return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
-
-
 def json_body(response: requests.Response) -> Any:
     """The answer's JSON, parsed from its bounded bytes; not JSON, or nested deeper than
     `MAX_JSON_DEPTH`, is a ProtocolError naming the URL."""
@@ -198,7 +188,7 @@ def json_body(response: requests.Response) -> Any:
     except ValueError:
         raise errors.ProtocolError(url, "the answer is not JSON") from None
     else:
-        deep = isinstance(value, dict | list) and _too_deep(value, MAX_JSON_DEPTH)
+        deep = deeper_than(value, MAX_JSON_DEPTH)
     if deep:
         raise errors.ProtocolError(
             url, f"the answer is JSON nested deeper than {MAX_JSON_DEPTH} levels"
@@ -298,7 +288,7 @@ def _reason(response: requests.Response) -> str:
         return server_line(response.content.decode("utf-8", "replace")) or server_line(
             response.reason or ""
         )
-    if isinstance(body, dict | list) and _too_deep(body, MAX_JSON_DEPTH):
+    if deeper_than(body, MAX_JSON_DEPTH):
         return ""
     if isinstance(body, dict):
         detail = body.get("detail", body.get("message", body.get("error", "")))

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "InputRefused",
     "decode_utf8",
+    "deeper_than",
     "load_json",
     "load_toml",
     "read_bounded",
@@ -122,6 +123,16 @@ def load_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
         raise InputRefused(f"is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
     _check_depth(document, max_depth)
     return document
+
+
+def deeper_than(document: object, max_depth: int) -> bool:
+    """Whether a parsed JSON, TOML or YAML value nests containers more than `max_depth` levels
+    (measured without recursion): the one depth bound of every parser of outside input."""
+    try:
+        _check_depth(document, max_depth)
+    except InputRefused:
+        return True
+    return False
 
 
 def _check_size(text: str) -> None:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from smartid.idm.bpmn import BpmnError, ProcessDefinition, read_process
 from smartid.idm.models import CAConnection, CertificateAuthority, MessagingServer, Process, Task
+from smartid.inputs import deeper_than
 from smartid.safezip import ZipLimits, ZipRejected, read_entries
 
 __all__ = [
@@ -135,22 +136,9 @@ def _json_object(body: bytes, where: str) -> dict[str, Any]:
         raise NotVerifiable(f"{where} is not UTF-8 JSON ({exc})") from None
     if not isinstance(value, dict):
         raise NotVerifiable(f"{where} is not a JSON object")
-    if _depth(value) > _MAX_JSON_DEPTH:
+    if deeper_than(value, _MAX_JSON_DEPTH):
         raise NotVerifiable(f"{where} nests JSON deeper than {_MAX_JSON_DEPTH} levels")
     return value
-
-
-def _depth(value: object) -> int:
-    stack: list[tuple[object, int]] = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
 
 
 def _ca(value: Mapping[str, Any], where: str) -> CertificateAuthority:

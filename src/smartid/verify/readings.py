@@ -4,7 +4,6 @@ certificates of a bundle, file digests, the Hermod key and IDM's objects read on
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +14,8 @@ from cryptography.x509.oid import NameOID
 
 from smartid.cm.connection_zip import keystore_password, read_connection_zip
 from smartid.deployment import Deployment
-from smartid.errors import PackageError
+from smartid.errors import PackageError, SmartIDError
 from smartid.idm.client import IdmClient
-from smartid.idm.models import (
-    CertificateAuthority,
-    InstalledPackage,
-    MessagingServer,
-    Process,
-    TrustEntry,
-)
 from smartid.masking import Secret
 from smartid.site import CertificateManagerSection, MessagingSection
 
@@ -131,33 +123,23 @@ def hermod_key(deployment: Deployment, messaging: MessagingSection) -> tuple[Sec
 
 
 class IdmReadings:
-    """IDM's objects as the admin contract lists them, each list read once and shared by every
-    check of the run (observe once, judge many): the verify run is read-only, so they cannot
-    change under it."""
+    """What several checks ask IDM Admin outside the snapshot, each asked once per run and
+    shared (observe once, judge many): the answer, or the failure, which the next check asking
+    gets again without another request. The verify run is read-only, so neither can change
+    under it."""
 
     def __init__(self, client: IdmClient) -> None:
         self.client = client
+        self._login: bool | SmartIDError | None = None
 
-    @functools.cached_property
+    @property
     def login_works(self) -> bool:
-        return self.client.login_works()
-
-    @functools.cached_property
-    def packages(self) -> dict[str, InstalledPackage]:
-        return {p.name: p for p in self.client.packages()}
-
-    @functools.cached_property
-    def certificate_authorities(self) -> dict[str, CertificateAuthority]:
-        return {c.name: c for c in self.client.certificate_authorities()}
-
-    @functools.cached_property
-    def messaging_servers(self) -> dict[str, MessagingServer]:
-        return {m.name: m for m in self.client.messaging_servers()}
-
-    @functools.cached_property
-    def truststore(self) -> tuple[TrustEntry, ...]:
-        return tuple(self.client.truststore())
-
-    @functools.cached_property
-    def processes(self) -> dict[str, Process]:
-        return {p.name: p for p in self.client.processes()}
+        """Whether IDM Admin accepts the site's administrator and password."""
+        if self._login is None:
+            try:
+                self._login = self.client.login_works()
+            except SmartIDError as exc:
+                self._login = exc
+        if isinstance(self._login, SmartIDError):
+            raise self._login
+        return self._login
