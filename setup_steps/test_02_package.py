@@ -55,7 +55,7 @@ def _missing_objects(snapshot: IdmSnapshot, package: PackageFile) -> list[str] |
 
 
 def test_package_uploaded(deployment: Deployment, changes: Changes, idm_view: IdmView) -> None:
-    """SETUP-201 SharedCredentials.zip is installed; an identical package is not uploaded again."""
+    """SETUP-201 SharedCredentials.zip is installed. An identical package is not uploaded again."""
     package = _package(deployment)
     path, data, digest = package.path, package.data, package.sha256
     assert deployment.site.package is not None
@@ -117,8 +117,8 @@ def test_package_uploaded(deployment: Deployment, changes: Changes, idm_view: Id
 def test_package_objects_exist(
     deployment: Deployment, planning: bool, changes: Changes, idm_view: IdmView
 ) -> None:
-    """SETUP-202 The package's CA, messaging server, hermod user, data pools, sub-processes and
-    processes exist."""
+    """SETUP-202 The package's objects exist. Its CA, messaging server, hermod user, data pools,
+    sub-processes and processes are in IDM."""
     site = deployment.site
     client, _ = deployment.working_admin()
     with client:

@@ -124,8 +124,8 @@ def _types_imported(have: frozenset[str], want: frozenset[str]) -> bool:
 
 
 def test_connection_zip_made(deployment: Deployment, changes: Changes) -> None:
-    """SETUP-301 The CM connection zip is built from the site (or taken from connection_zip) and
-    kept in the site state."""
+    """SETUP-301 The CM connection zip is made. It is built from the site (or taken from
+    connection_zip) and kept in the site state."""
     data = connection_zip(deployment, keep=changes.apply)
     parsed = read_connection_zip(data)
     section = _section(deployment)

@@ -57,9 +57,9 @@ def _key(deployment: Deployment) -> Secret | None:
 
 
 def test_hermod_client_key_exists(deployment: Deployment, changes: Changes) -> None:
-    """SETUP-401 The IDM client has a Hermod key: the site's, the site state's, or the one in
-    Hermod's application.yml. When none exists anywhere it is made: by Hermod's generateclient
-    page where the site names it, else locally, as that page makes one (64 hex characters)."""
+    """SETUP-401 The IDM client has a Hermod key. It is the site's, the site state's, or the one in
+    Hermod's application.yml. When none exists anywhere it is made: by Hermod's generateclient page
+    where the site names it, else locally, as that page makes one (64 hex characters)."""
     section = _section(deployment)
     key, source = deployment.hermod_key()
     if key is not None:
@@ -91,9 +91,10 @@ def test_hermod_client_key_exists(deployment: Deployment, changes: Changes) -> N
 def test_client_section_in_application_yml(
     deployment: Deployment, changes: Changes, planning: bool, manual_steps: ManualSteps
 ) -> None:
-    """SETUP-402 Hermod's allowed-clients holds the IDM client with its key, callback-url and
-    callback-basic-auth = the IDM hermod user; when the file changed, Hermod's configuration is
-    refreshed (the site's refresh_command or refresh_url, else by hand)."""
+    """SETUP-402 Hermod's application.yml holds the IDM client. Its allowed-clients holds the IDM
+    client with its key, callback-url and callback-basic-auth = the IDM hermod user; when the file
+    changed, Hermod's configuration is refreshed (the site's refresh_command or refresh_url, else by
+    hand)."""
     section = _section(deployment)
     key = _key(deployment)
     path = deployment.application_yml()
@@ -187,8 +188,8 @@ def _run_refresh(deployment: Deployment, refresh: Refresh) -> None:
 def test_messaging_server_configured(
     deployment: Deployment, changes: Changes, idm_view: IdmView
 ) -> None:
-    """SETUP-403 The messaging server in IDM has Hermod's command URL, the authentication token
-    base64(client-id:key) and the site's lifespan."""
+    """SETUP-403 The messaging server in IDM is configured. It has Hermod's command URL, the
+    authentication token base64(client-id:key) and the site's lifespan."""
     section = _section(deployment)
     assert section.url is not None
     url = f"{section.url}/command"
@@ -236,8 +237,8 @@ def test_messaging_server_configured(
 def test_hermod_user_password_set(
     deployment: Deployment, changes: Changes, idm_view: IdmView
 ) -> None:
-    """SETUP-404 The IDM user hermod has the password that Hermod sends on callbacks (without
-    the contract: IDM accepts that user and password, proven through the deploy API)."""
+    """SETUP-404 The IDM user hermod has the password that Hermod sends on callbacks. Without the
+    contract, IDM accepting that user and password through the deploy API proves it."""
     section = _section(deployment)
     password = section.hermod_password.get()
     contract = not _no_contract(deployment)
@@ -292,8 +293,8 @@ def _digest(cert: x509.Certificate) -> str:
 
 
 def test_idm_trusts_hermod(deployment: Deployment, changes: Changes, idm_view: IdmView) -> None:
-    """SETUP-405 IDM's truststore holds the CA certificates that verify Hermod's server
-    certificate (HTTPS connection set up)."""
+    """SETUP-405 IDM trusts Hermod's certificate. Its truststore holds the CA certificates that
+    verify Hermod's server certificate (HTTPS connection set up)."""
     section = _section(deployment)
     if section.ca_bundle is None:
         pytest.skip("Hermod's certificate chains to a public CA: nothing to import")
@@ -338,7 +339,7 @@ def test_idm_trusts_hermod(deployment: Deployment, changes: Changes, idm_view: I
 def test_messaging_round_trip_passes(
     deployment: Deployment, changes: Changes, manual_steps: ManualSteps
 ) -> None:
-    """SETUP-406 IDM's Test connection of the messaging server succeeds: IDM -> Hermod with the
+    """SETUP-406 IDM's Test connection of the messaging server succeeds. IDM reaches Hermod with the
     token, and Hermod's callback back to IDM as the hermod user."""
     section = _section(deployment)
     if _no_contract(deployment):

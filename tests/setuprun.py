@@ -47,10 +47,13 @@ class Lab:
 
 
 def summary(run: Run) -> dict[str, str]:
-    """Step id -> outcome, from the suite's "Smart ID setup" section."""
-    steps = {}
-    for line in run.stdout.splitlines():
-        match = re.match(r"^(SETUP-\d{3}(?:\[[^\]]*\])?): (\S.*)$", line)
+    """Step id -> outcome, from the suite's "Smart ID setup" section (`<id> <title>: outcome`;
+    a step's own outcome comes first, a manual part it listed after it)."""
+    steps: dict[str, str] = {}
+    lines = run.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if " Smart ID setup" in line), len(lines))
+    for line in lines[start:]:
+        match = re.match(r"^(SETUP-\d{3}(?:\[[^\]]*\])?)(?: [^:]+)?: (\S.*)$", line)
         if match:
-            steps[match.group(1)] = match.group(2)
+            steps.setdefault(match.group(1), match.group(2))
     return steps

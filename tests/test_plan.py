@@ -81,7 +81,7 @@ def test_a_change_shows_old_and_new() -> None:
     _, changes = _run(Target("other"), apply=False)
     assert str(changes.recorded[0]) == "update object 'o' field: other -> wanted"
     _, absent = _run(Target(None), apply=False)
-    assert str(absent.recorded[0]) == "update object 'o' field: none -> wanted"
+    assert str(absent.recorded[0]) == "update object 'o' field: absent -> wanted"
 
 
 def test_an_absent_object_is_an_error_when_applying() -> None:

@@ -162,7 +162,7 @@ def converge(
         field_name,
         action,
         lambda: write(current),
-        old=None if current is None else show(value(current)),
+        old="absent" if current is None else show(value(current)),
         new=show(want),
     )
     if not changes.apply:
