@@ -367,7 +367,7 @@ def test_example_site_names_every_key() -> None:
         model.TlsPolicy,
         model.Endpoint,
         model.Waiver,
-        model.Binding,
+        model.BindingEntry,
         model.LabSection,
         model.Site,
     ]
@@ -585,3 +585,99 @@ def test_suite_run_with_hostile_site_exits_4_in_one_sentence(
     assert SECRET not in run.output
     errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1, run.output
+
+
+def _bindings_site(tmp_path: Path, entries: str) -> Path:
+    return _write(
+        tmp_path, REMOTE_HEAD + 'admin_password = { env = "P" }\n[processes]\n' + entries, {}
+    )
+
+
+GUIDE_IDS = [
+    "Deactivate user/Deactivate related credentials",
+    "Deactivate user/Load related credentials",
+    "Reactivate user/Reactivate related credentials",
+    "Reactivate user/Load related credentials",
+    "Lock user/Lock related credentials",
+    "Lock user/Load related credentials",
+]
+
+
+def test_without_binding_entries_the_site_has_the_guides_six(tmp_path: Path) -> None:
+    site = parse_site(_bindings_site(tmp_path, ""))
+    assert [binding.id for binding in site.bindings] == GUIDE_IDS
+
+
+def test_one_binding_entry_overrides_its_default_and_keeps_the_other_five(
+    tmp_path: Path,
+) -> None:
+    entry = (
+        '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Load related credentials"\n'
+        'data_pool = "Archive"\nsub_process = "load archived credential(s)"\n'
+    )
+    site = parse_site(_bindings_site(tmp_path, entry))
+    assert [binding.id for binding in site.bindings] == GUIDE_IDS
+    changed = site.bindings[-1]
+    assert (changed.data_pool, changed.sub_process) == ("Archive", "load archived credential(s)")
+    assert site.bindings[0].data_pool == "Batch order"
+
+
+def test_a_binding_entry_that_leaves_a_key_out_keeps_the_defaults_value(tmp_path: Path) -> None:
+    entry = '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Load related credentials"\n'
+    entry += 'data_pool = "Archive"\n'
+    site = parse_site(_bindings_site(tmp_path, entry))
+    changed = site.bindings[-1]
+    assert (changed.data_pool, changed.sub_process) == ("Archive", "load credential(s)")
+
+
+def test_a_binding_entry_for_a_new_pair_adds_a_seventh(tmp_path: Path) -> None:
+    entry = (
+        '[[processes.bindings]]\nprocess = "Delete user"\ntask = "Revoke related credentials"\n'
+        'data_pool = "Batch order"\nsub_process = "set credential status"\n'
+    )
+    site = parse_site(_bindings_site(tmp_path, entry))
+    assert [binding.id for binding in site.bindings] == [
+        *GUIDE_IDS,
+        "Delete user/Revoke related credentials",
+    ]
+
+
+def test_a_disabled_binding_entry_drops_its_default(tmp_path: Path) -> None:
+    entry = '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Lock related credentials"\n'
+    entry += "enabled = false\n"
+    site = parse_site(_bindings_site(tmp_path, entry))
+    assert [binding.id for binding in site.bindings] == [
+        i for i in GUIDE_IDS if i != "Lock user/Lock related credentials"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        pytest.param(
+            '[[processes.bindings]]\nprocess = "Delete user"\ntask = "Revoke"\n'
+            'data_pool = "Batch order"\n',
+            "process 'Delete user' task 'Revoke' is not one of the guide's six bindings, so it "
+            "needs 'sub_process'",
+            id="new-pair-incomplete",
+        ),
+        pytest.param(
+            '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Lock related credentials"\n'
+            '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Lock related credentials"\n',
+            "process 'Lock user' task 'Lock related credentials' is listed twice",
+            id="twice",
+        ),
+    ],
+)
+def test_a_binding_entry_that_cannot_be_merged_is_refused(
+    tmp_path: Path, entries: str, problem: str
+) -> None:
+    with pytest.raises(SiteError) as caught:
+        parse_site(_bindings_site(tmp_path, entries))
+    assert caught.value.key == "processes.bindings"
+    assert problem in str(caught.value)
+
+
+def test_the_example_site_checks_the_guides_six_bindings(tmp_path: Path) -> None:
+    site = parse_site(ROOT / "sites" / "example.toml", lab_state=tmp_path)
+    assert [binding.id for binding in site.bindings] == GUIDE_IDS

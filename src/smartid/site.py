@@ -35,6 +35,7 @@ from smartid.masking import MASKER, MIN_SECRET_LENGTH, Secret
 
 __all__ = [
     "Binding",
+    "BindingEntry",
     "CertificateManagerSection",
     "Endpoint",
     "IdmSection",
@@ -348,8 +349,79 @@ def _guide_bindings() -> list[Binding]:
     return bindings
 
 
+class BindingEntry(_Model):
+    """One `[[processes.bindings]]` entry: it overrides the guide's binding of its (process,
+    task), keeping the default's value of a key it leaves out, or adds a binding the guide does
+    not have (then `data_pool` and `sub_process` are required); `enabled = false` drops the
+    default of its (process, task)."""
+
+    process: str
+    task: str
+    data_pool: str | None = None
+    sub_process: str | None = None
+    enabled: bool = True
+
+    @property
+    def id(self) -> str:
+        return f"{self.process}/{self.task}"
+
+
+_GUIDE_IDS = frozenset(binding.id for binding in _guide_bindings())
+
+
 class ProcessesSection(_Model):
-    bindings: list[Binding] = Field(default_factory=_guide_bindings)
+    bindings: list[BindingEntry] = Field(default_factory=list)
+
+    @field_validator("bindings")
+    @classmethod
+    def _mergeable(cls, entries: list[BindingEntry]) -> list[BindingEntry]:
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.id in seen:
+                raise ValueError(
+                    f"process '{entry.process}' task '{entry.task}' is listed twice: give one "
+                    "entry per (process, task)"
+                )
+            seen.add(entry.id)
+            if entry.id in _GUIDE_IDS or not entry.enabled:
+                continue
+            missing = [k for k in ("data_pool", "sub_process") if getattr(entry, k) is None]
+            if missing:
+                raise ValueError(
+                    f"process '{entry.process}' task '{entry.task}' is not one of the guide's "
+                    f"six bindings, so it needs {' and '.join(repr(k) for k in missing)}"
+                )
+        return entries
+
+    def merged(self) -> list[Binding]:
+        """The guide's six bindings with this section's entries applied, in the guide's order,
+        then the bindings it adds in the file's order."""
+        entries = {entry.id: entry for entry in self.bindings}
+        result: list[Binding] = []
+        for default in _guide_bindings():
+            entry = entries.pop(default.id, None)
+            if entry is None:
+                result.append(default)
+            elif entry.enabled:
+                result.append(_apply(default, entry))
+        for entry in entries.values():
+            if entry.enabled and entry.data_pool is not None and entry.sub_process is not None:
+                result.append(_binding(entry, entry.data_pool, entry.sub_process))
+        return result
+
+
+def _apply(default: Binding, entry: BindingEntry) -> Binding:
+    return _binding(
+        entry,
+        entry.data_pool if entry.data_pool is not None else default.data_pool,
+        entry.sub_process if entry.sub_process is not None else default.sub_process,
+    )
+
+
+def _binding(entry: BindingEntry, data_pool: str, sub_process: str) -> Binding:
+    return Binding(
+        process=entry.process, task=entry.task, data_pool=data_pool, sub_process=sub_process
+    )
 
 
 class TlsPolicy(_Model):
@@ -427,8 +499,8 @@ class Site(_Model):
 
     @property
     def bindings(self) -> list[Binding]:
-        """The task bindings to make: the site's, or the guide's six."""
-        return list((self.processes or ProcessesSection()).bindings)
+        """The task bindings to make: the guide's six with the site's entries applied."""
+        return (self.processes or ProcessesSection()).merged()
 
     @property
     def probe_default_password(self) -> bool:
