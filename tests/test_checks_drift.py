@@ -22,6 +22,14 @@ ADMIN_PASSWORD = "Admin-passw0rd-for-tests"
 KEY = Secret(generate_key(), "test key")
 SHA = "ab" * 32
 ROOT_CA = BundleCertificate("CN=Test Root", "cd" * 32)
+# The guide's bindings the site below drops, so that it declares the one binding under test.
+OTHER_BINDINGS = [
+    ("Deactivate user", "Deactivate related credentials"),
+    ("Deactivate user", "Load related credentials"),
+    ("Reactivate user", "Reactivate related credentials"),
+    ("Reactivate user", "Load related credentials"),
+    ("Lock user", "Lock related credentials"),
+]
 
 
 @pytest.fixture
@@ -53,7 +61,11 @@ process = "Lock user"
 task = "Load related credentials"
 data_pool = "Credentials"
 sub_process = "load credential(s)"
-""",
+"""
+        + "".join(
+            f'[[processes.bindings]]\nprocess = "{process}"\ntask = "{task}"\nenabled = false\n'
+            for process, task in OTHER_BINDINGS
+        ),
         encoding="utf-8",
     )
     return load_site(path)

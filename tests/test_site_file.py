@@ -36,8 +36,8 @@ BAD_SITES = [
         REMOTE_HEAD + 'admin_password = { env = "P" }\ncolour = "blue"\n',
         {},
         {"P": SECRET},
-        "idm.colour",
-        "unknown key",
+        None,
+        "unknown key 'colour' in [idm]",
     ),
     (
         "wrong-type",
@@ -45,7 +45,7 @@ BAD_SITES = [
         {},
         {"P": SECRET},
         "idm.tenant_id",
-        "valid integer",
+        "must be a whole number",
     ),
     ("missing-required", REMOTE_HEAD, {}, {}, "idm.admin_password", "required key is missing"),
     *[
@@ -141,7 +141,7 @@ BAD_SITES = [
                 "refresh-command-not-strings",
                 'refresh_command = ["systemctl", 1]\n',
                 "messaging.refresh_command[1]",
-                "valid string",
+                "must be text",
             ),
             (
                 "refresh-timeout-zero",
@@ -153,7 +153,7 @@ BAD_SITES = [
                 "refresh-timeout-a-string",
                 'refresh_timeout = "a minute"\n',
                 "messaging.refresh_timeout",
-                "valid number",
+                "must be a number",
             ),
             (
                 "callback-suffix-without-type",
@@ -234,7 +234,8 @@ BAD_SITES = [
     ),
     (
         "remote-without-url",
-        'target = "remote"\n[idm]\nadmin_password = { env = "P" }\n',
+        'target = "remote"\n[idm]\noperator_url = "https://idm.test:8443/idm-operator"\n'
+        'admin_password = { env = "P" }\n',
         {},
         {"P": SECRET},
         "idm.admin_url",
@@ -255,7 +256,7 @@ BAD_SITES = [
         {},
         {"P": SECRET},
         "waivers[0].until",
-        "valid date",
+        "must be a TOML date such as 2026-12-31",
     ),
 ]
 
@@ -367,7 +368,7 @@ def test_example_site_names_every_key() -> None:
         model.TlsPolicy,
         model.Endpoint,
         model.Waiver,
-        model.Binding,
+        model.BindingEntry,
         model.LabSection,
         model.Site,
     ]
@@ -585,3 +586,276 @@ def test_suite_run_with_hostile_site_exits_4_in_one_sentence(
     assert SECRET not in run.output
     errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1, run.output
+
+
+def _bindings_site(tmp_path: Path, entries: str) -> Path:
+    return _write(
+        tmp_path, REMOTE_HEAD + 'admin_password = { env = "P" }\n[processes]\n' + entries, {}
+    )
+
+
+GUIDE_IDS = [
+    "Deactivate user/Deactivate related credentials",
+    "Deactivate user/Load related credentials",
+    "Reactivate user/Reactivate related credentials",
+    "Reactivate user/Load related credentials",
+    "Lock user/Lock related credentials",
+    "Lock user/Load related credentials",
+]
+
+
+def test_without_binding_entries_the_site_has_the_guides_six(tmp_path: Path) -> None:
+    site = parse_site(_bindings_site(tmp_path, ""))
+    assert [binding.id for binding in site.bindings] == GUIDE_IDS
+
+
+def test_one_binding_entry_overrides_its_default_and_keeps_the_other_five(
+    tmp_path: Path,
+) -> None:
+    entry = (
+        '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Load related credentials"\n'
+        'data_pool = "Archive"\nsub_process = "load archived credential(s)"\n'
+    )
+    site = parse_site(_bindings_site(tmp_path, entry))
+    assert [binding.id for binding in site.bindings] == GUIDE_IDS
+    changed = site.bindings[-1]
+    assert (changed.data_pool, changed.sub_process) == ("Archive", "load archived credential(s)")
+    assert site.bindings[0].data_pool == "Batch order"
+
+
+def test_a_binding_entry_that_leaves_a_key_out_keeps_the_defaults_value(tmp_path: Path) -> None:
+    entry = '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Load related credentials"\n'
+    entry += 'data_pool = "Archive"\n'
+    site = parse_site(_bindings_site(tmp_path, entry))
+    changed = site.bindings[-1]
+    assert (changed.data_pool, changed.sub_process) == ("Archive", "load credential(s)")
+
+
+def test_a_binding_entry_for_a_new_pair_adds_a_seventh(tmp_path: Path) -> None:
+    entry = (
+        '[[processes.bindings]]\nprocess = "Delete user"\ntask = "Revoke related credentials"\n'
+        'data_pool = "Batch order"\nsub_process = "set credential status"\n'
+    )
+    site = parse_site(_bindings_site(tmp_path, entry))
+    assert [binding.id for binding in site.bindings] == [
+        *GUIDE_IDS,
+        "Delete user/Revoke related credentials",
+    ]
+
+
+def test_a_disabled_binding_entry_drops_its_default(tmp_path: Path) -> None:
+    entry = '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Lock related credentials"\n'
+    entry += "enabled = false\n"
+    site = parse_site(_bindings_site(tmp_path, entry))
+    assert [binding.id for binding in site.bindings] == [
+        i for i in GUIDE_IDS if i != "Lock user/Lock related credentials"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        pytest.param(
+            '[[processes.bindings]]\nprocess = "Delete user"\ntask = "Revoke"\n'
+            'data_pool = "Batch order"\n',
+            "process 'Delete user' task 'Revoke' is not one of the guide's six bindings, so it "
+            "needs 'sub_process'",
+            id="new-pair-incomplete",
+        ),
+        pytest.param(
+            '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Lock related credentials"\n'
+            '[[processes.bindings]]\nprocess = "Lock user"\ntask = "Lock related credentials"\n',
+            "process 'Lock user' task 'Lock related credentials' is listed twice",
+            id="twice",
+        ),
+    ],
+)
+def test_a_binding_entry_that_cannot_be_merged_is_refused(
+    tmp_path: Path, entries: str, problem: str
+) -> None:
+    with pytest.raises(SiteError) as caught:
+        parse_site(_bindings_site(tmp_path, entries))
+    assert caught.value.key == "processes.bindings"
+    assert problem in str(caught.value)
+
+
+def test_the_example_site_checks_the_guides_six_bindings(tmp_path: Path) -> None:
+    site = parse_site(ROOT / "sites" / "example.toml", lab_state=tmp_path)
+    assert [binding.id for binding in site.bindings] == GUIDE_IDS
+
+
+# (id, lines added to a valid remote site's [idm] section or after it, key named, the sentence)
+PLAIN_WORDS = [
+    pytest.param(
+        'admin_pasword = { env = "P" }\n',
+        None,
+        "unknown key 'admin_pasword' in [idm]; did you mean 'admin_password'?",
+        id="typo-did-you-mean",
+    ),
+    pytest.param(
+        '[[endpoints]]\nname = "a"\nurl = "https://a.test/"\nclient_auht = "none"\n',
+        None,
+        "unknown key 'client_auht' in [[endpoints]] number 1; did you mean 'client_auth'?",
+        id="typo-in-an-array-of-tables",
+    ),
+    pytest.param(
+        'colour = "blue"\n',
+        None,
+        "unknown key 'colour' in [idm]",
+        id="unknown-key-without-a-close-match",
+    ),
+    pytest.param(
+        f'hermod_password = "{SECRET}"\n',
+        None,
+        "unknown key 'hermod_password' in [idm]",
+        id="a-key-of-another-section",
+    ),
+    pytest.param(
+        'tenant_id = "one"\n', "idm.tenant_id", "must be a whole number", id="whole-number"
+    ),
+    pytest.param(
+        'probe_default_password = "maybe"\n',
+        "idm.probe_default_password",
+        "must be true or false",
+        id="true-or-false",
+    ),
+    pytest.param("admin_user = 7\n", "idm.admin_user", "must be text", id="text"),
+    pytest.param(
+        'admin_api = "rest"\n', "idm.admin_api", "must be 'contract' or 'none'", id="one-of"
+    ),
+    pytest.param(
+        '[certificate_manager]\nurl = "https://cm:8444/cm"\ntrust_certs = "ca.pem"\n',
+        "certificate_manager.trust_certs",
+        "must be a list of text values",
+        id="list-of-text",
+    ),
+    pytest.param(
+        '[[waivers]]\ncheck = "tls5"\nreason = "r"\nowner = "o"\nuntil = 2026-12-31\n',
+        "waivers[0].check",
+        "must be a check id such as 'TLS-005': capital letters, '-', three digits",
+        id="waiver-id",
+    ),
+    pytest.param(
+        '[package]\nsha256 = "abc"\n',
+        "package.sha256",
+        "must be a sha256 written as 64 lowercase hexadecimal digits",
+        id="sha256",
+    ),
+    pytest.param(
+        "[tls]\nexpiry_warn_days = -1\n", "tls.expiry_warn_days", "must be at least 0", id="bound"
+    ),
+    pytest.param(
+        '[processes]\nbindings = "Lock user"\n',
+        "processes.bindings",
+        "must be a list of [[processes.bindings]] tables",
+        id="list-of-tables",
+    ),
+    pytest.param(
+        'ca_bundle = "certs/../none.pem"\n',
+        "idm.ca_bundle",
+        "none.pem (written as 'certs/../none.pem') does not exist",
+        id="path-normalized",
+    ),
+]
+
+
+@pytest.mark.parametrize(("lines", "key", "sentence"), PLAIN_WORDS)
+def test_a_problem_is_told_in_the_administrators_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: str, key: str | None, sentence: str
+) -> None:
+    monkeypatch.setenv("P", SECRET)
+    site = _write(tmp_path, REMOTE_HEAD + 'admin_password = { env = "P" }\n' + lines, {})
+    with pytest.raises(SiteError) as caught:
+        load_site(site)
+    message = str(caught.value)
+    where = f"{site}: key '{key}': " if key else f"{site}: "
+    assert message.startswith(where), message
+    assert sentence in message
+    assert "\n" not in message
+    assert SECRET not in message
+    for pydantic_words in (
+        "Input should",
+        "valid dictionary",
+        "instance of",
+        "^",
+        "errors.pydantic",
+    ):
+        assert pydantic_words not in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(f'"{SECRET}"', id="text"),
+        pytest.param("12345678", id="number"),
+        pytest.param(f'["{SECRET}"]', id="list"),
+    ],
+)
+def test_a_secret_given_as_a_plain_value_is_refused_without_echoing_it(
+    tmp_path: Path, value: str
+) -> None:
+    site = _write(tmp_path, REMOTE_HEAD + f"admin_password = {value}\n", {})
+    with pytest.raises(SiteError) as caught:
+        parse_site(site)
+    assert str(caught.value) == (
+        f"{site}: key 'idm.admin_password': a secret must be {{ env = \"...\" }} or "
+        '{ file = "..." } (with key = "..." for a JSON file), not a plain value'
+    )
+    assert SECRET not in str(caught.value)
+    assert "12345678" not in str(caught.value)
+
+
+def test_every_problem_of_the_file_is_reported_at_once(tmp_path: Path) -> None:
+    text = (
+        'target = "remote"\n[idm]\nadmin_url = "https://idm.test:8443/idm-admin"\n'
+        f'admin_pasword = "{SECRET}"\ntenant_id = "one"\n'
+    )
+    site = _write(tmp_path, text, {})
+    with pytest.raises(SiteError) as caught:
+        parse_site(site)
+    assert caught.value.lines == (
+        f"{site}: key 'idm.operator_url': required when target is \"remote\"",
+        f"{site}: key 'idm.tenant_id': must be a whole number",
+        f"{site}: key 'idm.admin_password': required key is missing",
+        f"{site}: unknown key 'admin_pasword' in [idm]; did you mean 'admin_password'?",
+    )
+    assert str(caught.value) == "\n".join(caught.value.lines)
+    assert SECRET not in str(caught.value)
+    assert "more problems" not in str(caught.value)
+
+
+def test_every_unusable_file_and_secret_is_reported_at_once(tmp_path: Path) -> None:
+    text = (
+        REMOTE_HEAD
+        + 'admin_password = { env = "SMARTID_TEST_UNSET" }\nca_bundle = "none.pem"\n'
+        + '[messaging]\nurl = "https://h:20400/hermod/rest"\n'
+        + 'callback_url = "https://i/idm-operator/ws/hermod"\nhermod_password = { file = "pw" }\n'
+    )
+    site = _write(tmp_path, text, {})
+    with pytest.raises(SiteError) as caught:
+        load_site(site)
+    assert [line.split(": ", 2)[1] for line in caught.value.lines] == [
+        "key 'idm.ca_bundle'",
+        "key 'idm.admin_password'",
+        "key 'messaging.hermod_password'",
+    ]
+
+
+@pytest.mark.e2e
+def test_suite_run_with_three_problems_prints_three_error_lines_and_exits_4(
+    tmp_path: Path, suite_env: dict[str, str]
+) -> None:
+    text = (
+        REMOTE_HEAD
+        + f'admin_password = "{SECRET}"\nadmin_pasword = {{ env = "P" }}\ntenant_id = "one"\n'
+    )
+    site = _write(tmp_path, text, {})
+    run = run_suite("-m", "setup", f"--site={site}", env=suite_env)
+    assert run.returncode == 4, run.output
+    errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 3, run.output
+    assert "did you mean 'admin_password'?" in run.output
+    assert "not a plain value" in run.output
+    assert "must be a whole number" in run.output
+    assert SECRET not in run.output
+    assert "Traceback" not in run.output

@@ -7,7 +7,8 @@ them to the user.
 
     SmartIDError
     ├── SiteError                 the site file is unusable (exit 4)
-    │   └── SecretError           a secret reference cannot be resolved
+    │   ├── SecretError           a secret reference cannot be resolved
+    │   └── SiteProblems          several of them at once, one line each
     ├── TargetError               talking to a target failed
     │   ├── ConnectError          unreachable, refused, closed, name not resolved
     │   │   └── TimeoutError      no answer within the site's timeout
@@ -39,6 +40,7 @@ __all__ = [
     "RejectedError",
     "SecretError",
     "SiteError",
+    "SiteProblems",
     "SmartIDError",
     "TLSError",
     "TargetError",
@@ -60,9 +62,37 @@ class SiteError(SmartIDError):
         where = f"{path}: key '{key}'" if key else path
         super().__init__(f"{where}: {problem}")
 
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The message as lines, one per problem."""
+        return (str(self),)
+
+    @staticmethod
+    def of(problems: list[SiteError]) -> SiteError:
+        """The one problem, or all of them as one SiteProblems; `problems` is not empty."""
+        return problems[0] if len(problems) == 1 else SiteProblems(problems)
+
 
 class SecretError(SiteError):
     """A secret reference (env variable, file, file + key) cannot be resolved."""
+
+
+class SiteProblems(SiteError):
+    """Several problems of one site file, reported together: one line each, in file order.
+    `path`, `key` and `problem` are those of the first."""
+
+    def __init__(self, problems: list[SiteError]) -> None:
+        self.problems = tuple(problems)
+        first = problems[0]
+        super().__init__(first.path, first.key, first.problem)
+        self.args = ("\n".join(self.lines),)
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(line for problem in self.problems for line in problem.lines)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
 
 
 class TargetError(SmartIDError):

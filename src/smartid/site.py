@@ -2,8 +2,10 @@
 
 Loading has two phases, so that a lab target can create its state before anything is looked up:
 `parse_site()` validates the structure (every key, type and URL) and `resolve_site()` resolves the
-secret references and checks that every named file exists. Both raise `SiteError` with one sentence
-naming the file, the key and the problem; neither ever puts a secret value in a message.
+secret references and checks that every named file exists. Each reports every problem it finds at
+once: a `SiteError` with one line per problem, naming the file, the key and the problem in the
+administrator's words (`smartid.siteproblems` translates pydantic's errors); neither ever puts a
+secret value in a message.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from pydantic import (
 from smartid.errors import SecretError, SiteError
 from smartid.inputs import InputRefused, load_json, load_toml, read_text
 from smartid.masking import MASKER, MIN_SECRET_LENGTH, Secret
+from smartid.siteproblems import describe, dotted_key
 
 __all__ = [
     "Binding",
+    "BindingEntry",
     "CertificateManagerSection",
     "Endpoint",
     "IdmSection",
@@ -180,8 +184,10 @@ RefreshCommand = Annotated[list[str], BeforeValidator(_refresh_command)]
 
 
 def _site_path(value: str, info: ValidationInfo) -> Path:
-    """A path from the site file: `{lab_state}` expanded, relative to the site file's folder."""
+    """A path from the site file: `{lab_state}` expanded, relative to the site file's folder,
+    `..` resolved; what the file wrote is kept in the context's "written" for messages."""
     context = info.context or {}
+    written = value
     if LAB_STATE_PLACEHOLDER in value:
         lab_state = context.get("lab_state")
         if lab_state is None:
@@ -190,6 +196,9 @@ def _site_path(value: str, info: ValidationInfo) -> Path:
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = Path(context.get("base", ".")) / path
+    path = Path(os.path.normpath(path))
+    if "written" in context:
+        context["written"][str(path)] = written
     return path
 
 
@@ -348,8 +357,79 @@ def _guide_bindings() -> list[Binding]:
     return bindings
 
 
+class BindingEntry(_Model):
+    """One `[[processes.bindings]]` entry: it overrides the guide's binding of its (process,
+    task), keeping the default's value of a key it leaves out, or adds a binding the guide does
+    not have (then `data_pool` and `sub_process` are required); `enabled = false` drops the
+    default of its (process, task)."""
+
+    process: str
+    task: str
+    data_pool: str | None = None
+    sub_process: str | None = None
+    enabled: bool = True
+
+    @property
+    def id(self) -> str:
+        return f"{self.process}/{self.task}"
+
+
+_GUIDE_IDS = frozenset(binding.id for binding in _guide_bindings())
+
+
 class ProcessesSection(_Model):
-    bindings: list[Binding] = Field(default_factory=_guide_bindings)
+    bindings: list[BindingEntry] = Field(default_factory=list)
+
+    @field_validator("bindings")
+    @classmethod
+    def _mergeable(cls, entries: list[BindingEntry]) -> list[BindingEntry]:
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.id in seen:
+                raise ValueError(
+                    f"process '{entry.process}' task '{entry.task}' is listed twice: give one "
+                    "entry per (process, task)"
+                )
+            seen.add(entry.id)
+            if entry.id in _GUIDE_IDS or not entry.enabled:
+                continue
+            missing = [k for k in ("data_pool", "sub_process") if getattr(entry, k) is None]
+            if missing:
+                raise ValueError(
+                    f"process '{entry.process}' task '{entry.task}' is not one of the guide's "
+                    f"six bindings, so it needs {' and '.join(repr(k) for k in missing)}"
+                )
+        return entries
+
+    def merged(self) -> list[Binding]:
+        """The guide's six bindings with this section's entries applied, in the guide's order,
+        then the bindings it adds in the file's order."""
+        entries = {entry.id: entry for entry in self.bindings}
+        result: list[Binding] = []
+        for default in _guide_bindings():
+            entry = entries.pop(default.id, None)
+            if entry is None:
+                result.append(default)
+            elif entry.enabled:
+                result.append(_apply(default, entry))
+        for entry in entries.values():
+            if entry.enabled and entry.data_pool is not None and entry.sub_process is not None:
+                result.append(_binding(entry, entry.data_pool, entry.sub_process))
+        return result
+
+
+def _apply(default: Binding, entry: BindingEntry) -> Binding:
+    return _binding(
+        entry,
+        entry.data_pool if entry.data_pool is not None else default.data_pool,
+        entry.sub_process if entry.sub_process is not None else default.sub_process,
+    )
+
+
+def _binding(entry: BindingEntry, data_pool: str, sub_process: str) -> Binding:
+    return Binding(
+        process=entry.process, task=entry.task, data_pool=data_pool, sub_process=sub_process
+    )
 
 
 class TlsPolicy(_Model):
@@ -410,6 +490,8 @@ class Site(_Model):
     endpoints: list[Endpoint] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
     _path: Path = PrivateAttr(default=Path("site.toml"))
+    # The paths of the file as written, by the normalized path they became.
+    _written: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("endpoints")
     @classmethod
@@ -425,10 +507,20 @@ class Site(_Model):
     def path(self) -> Path:
         return self._path
 
+    def shown(self, path: Path | str) -> str:
+        """A path of the site as messages show it: normalized, and as the file wrote it where
+        that differs (a relative path, `{lab_state}`, `..`)."""
+        normalized = shown_path(path)
+        written = self._written.get(str(path))
+        # A path written relative to the site file's folder, without `..`, says nothing more.
+        if written is None or normalized == written or normalized.endswith(f"/{written}"):
+            return normalized
+        return f"{normalized} (written as '{written}')"
+
     @property
     def bindings(self) -> list[Binding]:
-        """The task bindings to make: the site's, or the guide's six."""
-        return list((self.processes or ProcessesSection()).bindings)
+        """The task bindings to make: the guide's six with the site's entries applied."""
+        return (self.processes or ProcessesSection()).merged()
 
     @property
     def probe_default_password(self) -> bool:
@@ -463,29 +555,35 @@ _REMOTE_REQUIRED = {
 }
 
 
-def _key(loc: tuple[int | str, ...]) -> str:
-    key = ""
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        else:
-            key += f".{part}" if key else part
-    return key
+def _remote_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a remote site must say that a lab site may leave to the lab, checked on the raw
+    document so that it is reported together with every other problem."""
+    if data.get("target") != "remote":
+        return []
+    problems = []
+    if "lab" in data:
+        problems.append(("lab", 'only a site with target = "lab" has a [lab] section'))
+    for section_name, keys in _REMOTE_REQUIRED.items():
+        section = data.get(section_name)
+        if isinstance(section, dict):
+            problems.extend(
+                (f"{section_name}.{key}", 'required when target is "remote"')
+                for key in keys
+                if key not in section
+            )
+    return problems
 
 
-def _problem(error: Any) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+def shown_path(path: Path | str) -> str:
+    """A path as messages show it: absolute, with `..` and `.` resolved (symbolic links are
+    left as written, so that the path is the one the administrator recognises)."""
+    return os.path.normpath(os.path.abspath(path))
 
 
 def parse_site(path: Path, lab_state: Path | None = None) -> Site:
-    """The validated site model of the TOML file at `path` (secrets not yet resolved)."""
-    shown = str(path)
+    """The validated site model of the TOML file at `path` (secrets not yet resolved); a
+    SiteError names every problem the file has, one line each."""
+    shown = shown_path(path)
     try:
         data = load_toml(read_text(path))
     except FileNotFoundError:
@@ -495,46 +593,50 @@ def parse_site(path: Path, lab_state: Path | None = None) -> Site:
     except InputRefused as exc:
         raise SiteError(shown, exc.key, f"the site file {exc.problem}") from None
     data.setdefault("name", path.stem)
-    context = {"base": path.resolve().parent, "lab_state": lab_state}
+    written: dict[str, str] = {}
+    context = {"base": path.resolve().parent, "lab_state": lab_state, "written": written}
+    # (dotted key, problem): the key orders the problems by section when the sentence names it.
+    found = [(key, SiteError(shown, key, problem)) for key, problem in _remote_problems(data)]
+    site: Site | None = None
     try:
         site = Site.model_validate(data, context=context)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise SiteError(shown, _key(first["loc"]) or None, _problem(first) + more) from None
-    if site.target == "remote" and site.lab is not None:
-        raise SiteError(shown, "lab", 'only a site with target = "lab" has a [lab] section')
-    if site.target == "remote":
-        for section_name, keys in _REMOTE_REQUIRED.items():
-            section = getattr(site, section_name)
-            for key in keys:
-                if section is not None and getattr(section, key) is None:
-                    raise SiteError(
-                        shown, f"{section_name}.{key}", 'required when target is "remote"'
-                    )
-    site._path = path
+        for error in exc.errors():
+            key, problem = describe(error, Site)
+            found.append((dotted_key(error["loc"]), SiteError(shown, key, problem)))
+    if found:
+        found.sort(key=lambda item: _section_order(list(data), item[0]))
+        raise SiteError.of([problem for _, problem in found]) from None
+    assert site is not None
+    site._path = Path(shown)
+    site._written = written
     return site
 
 
-def _read_secret(ref: SecretRef, key: str, site_path: str) -> str:
+def _section_order(sections: list[str], key: str) -> int:
+    """Where the key's section stands in the file (TOML keeps the order); 0 for none."""
+    head = key.split(".", 1)[0].split("[", 1)[0]
+    return sections.index(head) + 1 if head in sections else 0
+
+
+def _read_secret(ref: SecretRef, key: str, site: Site) -> str:
+    shown = str(site.path)
     if ref.env is not None:
         value = os.environ.get(ref.env)
         if value is None:
-            raise SecretError(site_path, key, f"environment variable {ref.env} is not set")
+            raise SecretError(shown, key, f"environment variable {ref.env} is not set")
         return value
     assert ref.file is not None
     file = Path(ref.file)
+    named = f"secret file {site.shown(ref.file)}"
     try:
         text = read_text(file)
     except FileNotFoundError:
-        raise SecretError(site_path, key, f"secret file {file} does not exist") from None
+        raise SecretError(shown, key, f"{named} does not exist") from None
     except OSError as exc:
-        raise SecretError(
-            site_path, key, f"secret file {file} cannot be read ({exc.strerror})"
-        ) from None
+        raise SecretError(shown, key, f"{named} cannot be read ({exc.strerror})") from None
     except InputRefused as exc:
-        raise SecretError(site_path, key, f"secret file {file} {exc.problem}") from None
+        raise SecretError(shown, key, f"{named} {exc.problem}") from None
     if ref.key is None:
         return text.strip()
     kind = "TOML" if file.suffix == ".toml" else "JSON"
@@ -545,16 +647,14 @@ def _read_secret(ref: SecretRef, key: str, site_path: str) -> str:
         toml_syntax = kind == "TOML" and exc.problem.startswith("is not valid")
         problem = "is not valid TOML" if toml_syntax else exc.problem
         where = f" under key '{exc.key}'" if exc.key else ""
-        raise SecretError(site_path, key, f"secret file {file}{where} {problem}") from None
+        raise SecretError(shown, key, f"{named}{where} {problem}") from None
     value = document.get(ref.key) if isinstance(document, dict) else None
     if not isinstance(value, str):
-        raise SecretError(
-            site_path, key, f"secret file {file} has no string value under key '{ref.key}'"
-        )
+        raise SecretError(shown, key, f"{named} has no string value under key '{ref.key}'")
     return value
 
 
-def _check_paths(site: Site) -> None:
+def _path_problems(site: Site) -> list[SiteError]:
     shown = str(site.path)
     checks: list[tuple[str, Any]] = []
     for section_name in ("idm", "package", "certificate_manager", "messaging"):
@@ -574,16 +674,19 @@ def _check_paths(site: Site) -> None:
     for index, endpoint in enumerate(site.endpoints):
         for field_name in ("ca_bundle", "client_cert", "client_key"):
             checks.append((f"endpoints[{index}].{field_name}", getattr(endpoint, field_name)))
+    problems = []
     for key, value in checks:
         values = value if isinstance(value, list) else [value]
         for item in values:
             if item is None:
                 continue
             if not Path(item).is_file():
-                raise SiteError(shown, key, f"file {item} does not exist")
+                problems.append(SiteError(shown, key, f"file {site.shown(item)} does not exist"))
+                continue
             problem = _pem_problem(Path(item), key.rsplit(".", 1)[-1])
             if problem is not None:
-                raise SiteError(shown, key, f"file {item} {problem}")
+                problems.append(SiteError(shown, key, f"file {site.shown(item)} {problem}"))
+    return problems
 
 
 # Keys whose files the suite hands to TLS as PEM; a wrong file found here is one sentence naming
@@ -610,20 +713,30 @@ def _pem_problem(path: Path, field_name: str) -> str | None:
 
 
 def resolve_site(site: Site) -> Site:
-    """Resolve every secret reference and check every named file; register secrets for masking."""
-    _check_paths(site)
+    """Resolve every secret reference and check every named file; register secrets for masking.
+    A SiteError names every file and secret that cannot be used, one line each."""
+    problems = _path_problems(site)
     shown = str(site.path)
     for key, ref in site.secret_refs().items():
-        value = _read_secret(ref, key, shown)
+        try:
+            value = _read_secret(ref, key, site)
+        except SecretError as exc:
+            problems.append(exc)
+            continue
         if len(value) < MIN_SECRET_LENGTH:
-            raise SecretError(
-                shown,
-                key,
-                f"the secret from {ref.source} is shorter than {MIN_SECRET_LENGTH} characters",
+            problems.append(
+                SecretError(
+                    shown,
+                    key,
+                    f"the secret from {ref.source} is shorter than {MIN_SECRET_LENGTH} characters",
+                )
             )
+            continue
         secret = Secret(value, ref.source)
         MASKER.register(secret)
         ref._secret = secret
+    if problems:
+        raise SiteError.of(problems)
     return site
 
 
