@@ -216,6 +216,17 @@ BAD_SITES = [
         "is not valid JSON",
     ),
     (
+        "url-with-a-password",
+        REMOTE_HEAD.replace(
+            '"https://idm.test:8443/idm-admin"', f'"https://admin:{SECRET}@idm.test:8443/idm-admin"'
+        )
+        + 'admin_password = { env = "P" }\n',
+        {},
+        {"P": SECRET},
+        "idm.admin_url",
+        "must not carry a user or password (got 'https://…@idm.test:8443/idm-admin')",
+    ),
+    (
         "url-not-https",
         REMOTE_HEAD.replace("https://idm.test:8443/idm-admin", "http://idm.test/a")
         + 'admin_password = { env = "P" }\n',

@@ -60,16 +60,32 @@ LAB_HERMOD_PLACEHOLDER = "{lab_hermod}"
 LAB_CM_PLACEHOLDER = "{lab_cm}"
 
 
+def _shown(value: str) -> str:
+    """A URL as a message may show it: without a user or password it might carry."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "an unreadable URL"
+    if "@" not in parts.netloc:
+        return value
+    return parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
 def _https_url(value: str) -> str:
     parts = urlsplit(value)
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"must not carry a user or password (got '{_shown(value)}'); credentials are "
+            "secrets of their own keys"
+        )
     if parts.scheme != "https":
-        raise ValueError(f"must be an https:// URL (got '{value}')")
+        raise ValueError(f"must be an https:// URL (got '{_shown(value)}')")
     if not parts.hostname:
-        raise ValueError(f"has no host (got '{value}')")
+        raise ValueError(f"has no host (got '{_shown(value)}')")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise ValueError(f"has an invalid port (got '{value}')") from None
+        raise ValueError(f"has an invalid port (got '{_shown(value)}')") from None
     return value.rstrip("/")
 
 
@@ -84,7 +100,7 @@ def _https_or_loopback_http(value: str, what: str) -> str:
     crosses a network in clear text."""
     parts = urlsplit(value)
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-        raise ValueError(f"may be http:// only on {what} (got '{value}')")
+        raise ValueError(f"may be http:// only on {what} (got '{_shown(value)}')")
     if parts.scheme == "http":
         return value.rstrip("/")
     return _https_url(value)
@@ -97,7 +113,7 @@ def _generateclient_url(value: str) -> str:
     parts = urlsplit(value)
     if not parts.path.rstrip("/").endswith("/util/generateclient"):
         raise ValueError(
-            f"must end with /util/generateclient, the client id follows (got '{value}')"
+            f"must end with /util/generateclient, the client id follows (got '{_shown(value)}')"
         )
     return _https_or_loopback_http(value, "the Hermod host itself")
 
@@ -115,7 +131,7 @@ def _refresh_url(value: str, info: ValidationInfo) -> str:
         rest = value.removeprefix(LAB_HERMOD_PLACEHOLDER)
         if not rest.startswith("/"):
             raise ValueError(
-                f"must go on with a path after {LAB_HERMOD_PLACEHOLDER} (got '{value}')"
+                f"must go on with a path after {LAB_HERMOD_PLACEHOLDER} (got '{_shown(value)}')"
             )
         return value
     return _https_or_loopback_http(value, "the Hermod host itself")
@@ -132,7 +148,9 @@ def _ping_url(value: str, info: ValidationInfo) -> str:
         if (info.context or {}).get("lab_state") is None:
             raise ValueError(f"uses {LAB_CM_PLACEHOLDER} but the site's target is not the lab")
         if not value.removeprefix(LAB_CM_PLACEHOLDER).startswith("/"):
-            raise ValueError(f"must go on with a path after {LAB_CM_PLACEHOLDER} (got '{value}')")
+            raise ValueError(
+                f"must go on with a path after {LAB_CM_PLACEHOLDER} (got '{_shown(value)}')"
+            )
         return value
     return _https_url(value)
 
@@ -150,7 +168,7 @@ def _callback_suffix(value: str) -> str:
     if value.count(COMMAND_TYPE_PLACEHOLDER) != 1:
         raise ValueError(
             f"must hold {COMMAND_TYPE_PLACEHOLDER} once, where the command type goes "
-            f"(got '{value}')"
+            f"(got '{_shown(value)}')"
         )
     segments = value.replace(COMMAND_TYPE_PLACEHOLDER, "type").split("/")
     if segments[0] or any(
@@ -158,7 +176,7 @@ def _callback_suffix(value: str) -> str:
     ):
         raise ValueError(
             "must be a URL path such as '/callback/<type>': '/' first, then segments of "
-            f"letters, digits, '.', '_', '~' or '-' (got '{value}')"
+            f"letters, digits, '.', '_', '~' or '-' (got '{_shown(value)}')"
         )
     return value
 
