@@ -7,6 +7,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make test` runs the project's tests in TEST_WORKERS parallel processes (pytest-xdist); each test
+# module stays on one worker (--dist loadscope), so a module's lab starts once. TEST_WORKERS=0 runs
+# them in one process, as `pytest tests` does.
+TEST_WORKERS ?= auto
 # Allure Report 3 for the HTML report: npm `allure`, pinned in package-lock.json, installed by npm ci.
 NODE_STAMP := node_modules/.installed
 SITE ?=
@@ -50,7 +54,7 @@ test-prerequisites:
 	@tools/test-prerequisites
 
 test: test-prerequisites lint $(NODE_STAMP)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # verify against SITE (default: the lab) with JUnit XML, reports/summary.json and the HTML report
 # with trend history. make exits 2 on any failure; cron gets the exact code (0, 1, 2, 3, 4) from
