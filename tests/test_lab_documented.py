@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +39,30 @@ def documented_site(folder: Path, name: str, *, operator_url: str | None = None)
     text = "".join(line for line in text.splitlines(True) if not line.startswith("ping_url"))
     site.write_text(text + "\n[lab]\ndocumented_only = true\n", encoding="utf-8")
     return site
+
+
+@contextmanager
+def lock_user_changed(state: LabState, **task: object) -> Iterator[dict[str, Any]]:
+    """Lock user's task 'Lock related credentials' changed in the lab's store behind the suite's
+    back (a `bpmn` keyword replaces the process's BPMN text instead), restored afterwards."""
+    store = Store(state.database)
+    lock = store.get(1, "process", "Lock user")
+    assert lock is not None
+    data = dict(lock.data)
+    if "bpmn" in task:
+        data["bpmn"] = task.pop("bpmn")
+    data["tasks"] = [
+        {**t, **task} if t["name"] == "Lock related credentials" else t for t in data["tasks"]
+    ]
+    with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+        store.update_object(db, 1, "process", "Lock user", data, lock.version)
+    try:
+        yield data
+    finally:
+        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
+            now = store.get(1, "process", "Lock user")
+            assert now is not None
+            store.update_object(db, 1, "process", "Lock user", dict(lock.data), now.version)
 
 
 @pytest.fixture(scope="module")
@@ -235,23 +261,8 @@ def test_setup_without_the_contract_proves_what_the_administrator_already_did(
     assert "manual: In IDM Admin open Home > Processes" not in summary
     assert contract_requests(state) == 0
 
-    store = Store(state.database)
-    lock = store.get(1, "process", "Lock user")
-    assert lock is not None
-    data = dict(lock.data)
-    data["tasks"] = [
-        {**task, "data_pool": "Credentials"} if task["name"] == "Lock related credentials" else task
-        for task in data["tasks"]
-    ]
-    with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
-        store.update_object(db, 1, "process", "Lock user", data, lock.version)
-    try:
+    with lock_user_changed(state, data_pool="Credentials"):
         changed = run_suite("-m", "setup", f"--site={site}", env=env)
-    finally:
-        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
-            now = store.get(1, "process", "Lock user")
-            assert now is not None
-            store.update_object(db, 1, "process", "Lock user", dict(lock.data), now.version)
     assert changed.returncode == 0, changed.output
     manual = [line for line in changed.output.splitlines() if ": manual: " in line]
     binding = [line for line in manual if line.startswith("SETUP-501")]
@@ -340,23 +351,8 @@ def test_verify_without_the_contract_checks_the_six_bindings_from_the_download(
     assert len(saved) == 1
     assert saved[0].stat().st_mode & 0o777 == 0o600
 
-    store = Store(state.database)
-    lock = store.get(1, "process", "Lock user")
-    assert lock is not None
-    data = dict(lock.data)
-    data["tasks"] = [
-        {**task, "data_pool": "Credentials"} if task["name"] == "Lock related credentials" else task
-        for task in data["tasks"]
-    ]
-    with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
-        store.update_object(db, 1, "process", "Lock user", data, lock.version)
-    try:
+    with lock_user_changed(state, data_pool="Credentials"):
         output, outcomes = _verify(state, tmp_path, "changed")
-    finally:
-        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
-            now = store.get(1, "process", "Lock user")
-            assert now is not None
-            store.update_object(db, 1, "process", "Lock user", dict(lock.data), now.version)
     failed = [o.label for o in outcomes if o.status == "failed"]
     assert failed == ["CONF-004[Lock user/Lock related credentials]"], output
     assert "data pool is 'Credentials'" in output
@@ -377,28 +373,13 @@ def test_a_binding_the_download_writes_in_another_encoding_is_not_verifiable(
     """A task whose BPMN carries another engine's fields instead of the activiti:/flowable:
     ones is neither passed nor failed as unbound: its case says "not verifiable" and why."""
     state = set_up_documented
-    store = Store(state.database)
-    lock = store.get(1, "process", "Lock user")
+    lock = Store(state.database).get(1, "process", "Lock user")
     assert lock is not None
-    data = dict(lock.data)
     call = 'name="Lock related credentials" calledElement="${processToCall}"'
-    assert f"{call}/>" in data["bpmn"]
-    data["bpmn"] = data["bpmn"].replace(f"{call}/>", f"{call}>{CAMUNDA_FIELDS}</bpmn:callActivity>")
-    data["tasks"] = [
-        {**task, "data_pool": None, "sub_process": None}
-        if task["name"] == "Lock related credentials"
-        else task
-        for task in data["tasks"]
-    ]
-    with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
-        store.update_object(db, 1, "process", "Lock user", data, lock.version)
-    try:
+    assert f"{call}/>" in lock.data["bpmn"]
+    foreign = lock.data["bpmn"].replace(f"{call}/>", f"{call}>{CAMUNDA_FIELDS}</bpmn:callActivity>")
+    with lock_user_changed(state, bpmn=foreign, data_pool=None, sub_process=None):
         output, outcomes = _verify(state, tmp_path, "foreign")
-    finally:
-        with store.write("test", "change", "process 'Lock user'", tenant=1) as db:
-            now = store.get(1, "process", "Lock user")
-            assert now is not None
-            store.update_object(db, 1, "process", "Lock user", dict(lock.data), now.version)
     status = {o.label: (o.status, o.message or "") for o in outcomes}
     case = "CONF-004[Lock user/Lock related credentials]"
     assert status[case][0] == "skipped", output
