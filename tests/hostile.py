@@ -109,6 +109,17 @@ def drain_then_answer(status: int, body: bytes) -> Behaviour:
     return behave
 
 
+def drain_slowly(block: int, interval: float) -> Behaviour:
+    """Take the request body `block` bytes at a time, one block per `interval`: each send of the
+    client makes progress, the whole never ends in time."""
+
+    def behave(conn: Conn) -> None:
+        while conn.sock.recv(block):
+            conn.wait(interval)
+
+    return behave
+
+
 def redirect(status: int, location: str) -> Behaviour:
     def behave(conn: Conn) -> None:
         headers = {"Location": location, "Content-Length": "0"}

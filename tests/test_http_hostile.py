@@ -33,6 +33,7 @@ from tests.hostile import (
     Hostile,
     answer,
     close_mid_body,
+    drain_slowly,
     drain_then_answer,
     drip_body,
     drip_headers,
@@ -285,6 +286,28 @@ def test_a_large_package_file_is_uploaded_as_it_is_read(tls: Tls, tmp_path: Path
             caught, cost = _measured(lambda: idm.upload_configuration(package))
     assert caught is None, caught
     assert cost.peak < MAX_PEAK_BYTES, f"peak {cost.peak / 2**20:.1f} MiB"
+
+
+def test_a_server_that_takes_the_upload_slowly_ends_it_at_the_deadline(
+    tls: Tls, tmp_path: Path
+) -> None:
+    """Each send makes progress (16 KiB every 50 ms), yet the request's deadline (connect + read
+    = 1 s) ends the upload: between blocks (the body's own sentence) or in a send whose socket
+    timeout is the time left, whichever comes first."""
+    package = tmp_path / "large.zip"
+    with package.open("wb") as file:
+        file.truncate(64 * 2**20)  # sparse: costs no disk
+    with (
+        hostile_server(drain_slowly(16 * 1024, 0.05), tls.cert, tls.key) as server,
+        _idm(tls, server.url("/idm-admin")) as idm,
+    ):
+        caught, cost = _measured(lambda: idm.upload_configuration(package))
+    message = _assert_one_sentence(caught, errors.ConnectError, server.url("/idm-admin/ws/deploy"))
+    assert any(
+        words in message
+        for words in ("took the request body too slowly", "within 1 s", ": timed out")
+    ), message
+    _assert_bounded(cost)
 
 
 def test_a_normal_answer_is_read_whole(tls: Tls) -> None:

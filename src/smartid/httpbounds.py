@@ -22,7 +22,7 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 import requests.adapters
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_ANSWER_BYTES",
     "Adapter",
     "Deadline",
+    "DeadlineBody",
     "active_deadline",
     "read_body",
     "reset_deadline",
@@ -89,6 +90,29 @@ def active_deadline(deadline: Deadline) -> contextvars.Token[Deadline | None]:
 
 def reset_deadline(token: contextvars.Token[Deadline | None]) -> None:
     _CURRENT.reset(token)
+
+
+class DeadlineBody:
+    """A request body sent in blocks, each read only while the request's deadline has time left:
+    a server that takes the body slowly cannot stretch the request past its deadline (each block
+    is bounded by the socket timeout, the whole by the deadline)."""
+
+    def __init__(self, source: BinaryIO, size: int, target: str) -> None:
+        self._source = source
+        self._size = size
+        self._target = target
+
+    def __len__(self) -> int:  # requests sends Content-Length, not a chunked body
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        deadline = _CURRENT.get()
+        if deadline is not None and deadline.expired:
+            raise errors.TimeoutError(
+                self._target,
+                f"took the request body too slowly: not sent within {deadline.seconds:g} s",
+            )
+        return self._source.read(size if size >= 0 else self._size)
 
 
 class _DeadlineReader(io.RawIOBase):

@@ -7,6 +7,8 @@ moment a request is built.
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from smartid import errors
 from smartid.http import Timeouts, check_status, json_body, session
+from smartid.httpbounds import DeadlineBody
 from smartid.idm.export import MAX_DOWNLOAD_BYTES
 from smartid.idm.models import (
     CertificateAuthority,
@@ -115,14 +118,15 @@ class IdmClient:
             params["overwrite"] = "true"
         if isinstance(data, Path):
             with data.open("rb") as file:
-                return self._upload(params, file)
-        return self._upload(params, data)
+                return self._upload(params, file, os.fstat(file.fileno()).st_size)
+        return self._upload(params, io.BytesIO(data), len(data))
 
-    def _upload(self, params: dict[str, Any], body: bytes | BinaryIO) -> DeployResult:
+    def _upload(self, params: dict[str, Any], body: BinaryIO, size: int) -> DeployResult:
+        url = self._deploy_url()
         response = self._http.post(
-            self._deploy_url(),
+            url,
             params=params,
-            data=body,
+            data=DeadlineBody(body, size, url),
             headers={"Content-Type": "application/zip"},
         )
         return _parse(DeployResult, check_status(response))
