@@ -104,11 +104,6 @@ def connection_zip(deployment: Deployment, *, keep: bool = True) -> bytes:
     return data
 
 
-def _no_contract(deployment: Deployment) -> bool:
-    idm = deployment.site.idm
-    return idm is not None and idm.admin_api == "none"
-
-
 # Stands for "whatever types CM offers" where the site lists none: at least one must be imported.
 _ANY = "*"
 
@@ -141,7 +136,7 @@ def test_general_tab_updated(deployment: Deployment, changes: Changes, idm_view:
     """SETUP-302 The CA's General tab holds the site's description and the CA is enabled."""
     section = _section(deployment)
     name = section.ca_name
-    contract = not _no_contract(deployment)
+    contract = deployment.uses_contract
     client, _ = deployment.working_admin()
     with client:
 
@@ -178,7 +173,7 @@ def test_connection_zip_uploaded(
     section = _section(deployment)
     name = section.ca_name
     data = connection_zip(deployment, keep=changes.apply)
-    contract = not _no_contract(deployment)
+    contract = deployment.uses_contract
     client, _ = deployment.working_admin()
     with client:
 
@@ -208,7 +203,7 @@ def test_certificate_types_imported(
     """SETUP-304 The certificate types (CM token procedures) are imported into the CA."""
     section = _section(deployment)
     name = section.ca_name
-    contract = not _no_contract(deployment)
+    contract = deployment.uses_contract
     client, _ = deployment.working_admin()
     with client:
 
@@ -241,7 +236,7 @@ def test_certificate_types_imported(
 def test_ca_connection_test_passes(deployment: Deployment, changes: Changes) -> None:
     """SETUP-305 The CA's Test connection reaches CM with the officer certificate."""
     section = _section(deployment)
-    if _no_contract(deployment):
+    if not deployment.uses_contract:
         changes.manual(
             f"In IDM Admin open the CA '{section.ca_name}' and run Test connection; it must "
             "succeed (CONN-004 proves CM accepts the officer certificate)"

@@ -47,10 +47,6 @@ def _section(deployment: Deployment) -> MessagingSection:
     return section
 
 
-def _no_contract(deployment: Deployment) -> bool:
-    return deployment.site.idm is not None and deployment.site.idm.admin_api == "none"
-
-
 def _key(deployment: Deployment) -> Secret | None:
     key, _ = deployment.hermod_key()
     return key
@@ -195,7 +191,7 @@ def test_messaging_server_configured(
     url = f"{section.url}/command"
     key = _key(deployment)
     token = deployment.desired_hermod_client(key).api_key if key else None
-    contract = not _no_contract(deployment)
+    contract = deployment.uses_contract
     client, _ = deployment.working_admin()
     with client:
 
@@ -241,7 +237,7 @@ def test_hermod_user_password_set(
     contract, IDM accepting that user and password through the deploy API proves it."""
     section = _section(deployment)
     password = section.hermod_password.get()
-    contract = not _no_contract(deployment)
+    contract = deployment.uses_contract
     client, _ = deployment.working_admin()
     with client:
 
@@ -299,7 +295,7 @@ def test_idm_trusts_hermod(deployment: Deployment, changes: Changes, idm_view: I
     if section.ca_bundle is None:
         pytest.skip("Hermod's certificate chains to a public CA: nothing to import")
     certificates = {_digest(cert): cert for cert in _ca_certificates(Path(section.ca_bundle))}
-    contract = not _no_contract(deployment)
+    contract = deployment.uses_contract
     client, _ = deployment.working_admin()
     with client:
 
@@ -342,7 +338,7 @@ def test_messaging_round_trip_passes(
     """SETUP-406 IDM's Test connection of the messaging server succeeds. IDM reaches Hermod with the
     token, and Hermod's callback back to IDM as the hermod user."""
     section = _section(deployment)
-    if _no_contract(deployment):
+    if not deployment.uses_contract:
         changes.manual(
             f"In IDM Admin open Messaging Server '{section.server}' and run Test connection"
         )

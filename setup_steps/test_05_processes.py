@@ -37,8 +37,7 @@ def test_task_bound(
     deployment: Deployment, changes: Changes, idm_view: IdmView, binding: Binding
 ) -> None:
     """SETUP-501 The task is bound to the guide's data pool and sub-process."""
-    idm = deployment.site.idm
-    contract = idm is None or idm.admin_api == "contract"
+    contract = deployment.uses_contract
     client, _ = deployment.working_admin()
     with client:
 

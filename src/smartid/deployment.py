@@ -40,6 +40,13 @@ class Deployment:
 
     # --- IDM ----------------------------------------------------------------------------------
 
+    @property
+    def uses_contract(self) -> bool:
+        """Whether IDM is driven through the admin contract (`admin_api = "contract"`); without
+        it, only the documented interfaces are used and the UI's steps are manual."""
+        idm = self.site.idm
+        return idm is None or idm.admin_api == "contract"
+
     def idm_client(self, password: Secret | None = None) -> IdmClient:
         """IDM Admin as the site's administrator, with the site's password unless one is given."""
         idm = self.site.idm

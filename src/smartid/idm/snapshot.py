@@ -117,9 +117,10 @@ def from_configuration(configuration: Configuration, source: str) -> IdmSnapshot
     )
 
 
-def download_source(admin_url: str) -> str:
-    """The phrase naming IDM Admin's configuration download, as reports and failures show it."""
-    return f"IDM Admin's configuration download ({admin_url.rstrip('/')})"
+def download_source(url: str, app: str = "IDM Admin") -> str:
+    """The phrase naming an application's configuration download, as reports and failures show
+    it."""
+    return f"{app}'s configuration download ({url.rstrip('/')})"
 
 
 def from_download(client: IdmClient) -> IdmSnapshot:
