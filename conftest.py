@@ -18,6 +18,7 @@ pytest_plugins = [
     "fixtures.selection",
     "fixtures.lab",
     "fixtures.clients",
+    "fixtures.outcomes",
     "fixtures.steps",
     "fixtures.reporting",
     "fixtures.checks",

@@ -50,6 +50,7 @@ def _deploy_api_accepts(deployment: Deployment, idm: IdmSection, password: Secre
 
 
 @pytest.mark.severity("blocker")
+@pytest.mark.needs("verified:idm")
 def test_default_admin_password_refused(
     site: Site, deployment: Deployment, declared_idm: IdmSection, findings: Findings
 ) -> None:
@@ -83,6 +84,7 @@ def _verdict(status: int) -> str:
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("verified:idm-operator")
 def test_callback_endpoint_accepts_only_the_hermod_user(
     site: Site, deployment: Deployment, declared_messaging: MessagingSection, findings: Findings
 ) -> None:
@@ -163,6 +165,7 @@ def test_callback_credentials_are_the_hermod_user(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("login")
 def test_messaging_token_matches_hermod_key(
     idm_observation: IdmObservation,
     deployment: Deployment,

@@ -45,6 +45,7 @@ def _report(findings: Findings, gaps: list[Gap]) -> None:
 
 
 @pytest.mark.severity("normal")
+@pytest.mark.needs("login")
 def test_package_installed(
     idm_sources: IdmSources, declared_package: PackageSection, findings: Findings
 ) -> None:
@@ -85,6 +86,7 @@ def test_package_installed(
 
 
 @pytest.mark.severity("normal")
+@pytest.mark.needs("login")
 def test_certificate_authority_as_declared(
     idm_observation: IdmObservation, declared_cm: CertificateManagerSection, findings: Findings
 ) -> None:
@@ -100,6 +102,7 @@ def test_certificate_authority_as_declared(
 
 
 @pytest.mark.severity("normal")
+@pytest.mark.needs("login")
 def test_messaging_server_as_declared(
     idm_observation: IdmObservation, declared_messaging: MessagingSection, findings: Findings
 ) -> None:
@@ -118,6 +121,7 @@ def test_messaging_server_as_declared(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("login")
 def test_task_bound(idm_sources: IdmSources, binding: Binding, findings: Findings) -> None:
     """CONF-004 The process task is bound to the declared data pool and sub-process, in IDM
     Admin and, where the site gives its URL, in IDM Operator's download."""
@@ -138,6 +142,7 @@ def test_task_bound(idm_sources: IdmSources, binding: Binding, findings: Finding
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("login")
 def test_idm_trusts_hermod(
     idm_observation: IdmObservation, declared_messaging: MessagingSection, findings: Findings
 ) -> None:

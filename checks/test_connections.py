@@ -22,6 +22,7 @@ from smartid.report import seam
 from smartid.site import CertificateManagerSection, IdmSection, MessagingSection, Site
 from smartid.tls import HandshakeFacts
 from smartid.verify import Findings, IdmReadings, TlsEndpoint
+from smartid.verify.depends import login_findings, reach_findings
 from smartid.verify.readings import Officer
 
 EPIC = "Acceptance checks"
@@ -45,36 +46,22 @@ def test_endpoint_reachable(
     """CONN-001 The endpoint accepts a TCP connection and answers in TLS within the site's
     timeouts."""
     facts = tls_observations[tls_endpoint.id]
-    required = {
-        "connect": f"a TCP connection within {site.tls.connect_timeout:g} s",
-        "timeout": f"a TLS answer within {site.tls.read_timeout:g} s",
-        "protocol": "TLS on this port",
-    }
-    if facts.error_kind in required:
-        findings.add(
-            facts.error_kind,
-            facts.error or "no answer",
-            required[facts.error_kind],
-            tls_endpoint.named(facts.target),
-        )
+    findings.extend(reach_findings(tls_endpoint, facts, site.tls))
 
 
 @pytest.mark.severity("blocker")
+@pytest.mark.needs("verified:idm")
 def test_idm_admin_contract_answers(
     idm_readings: IdmReadings, declared_idm: IdmSection, findings: Findings
 ) -> None:
     """CONN-002 IDM Admin answers the site's administrator with the site's password (through
     the admin contract, or without it through the deploy API)."""
-    if not idm_readings.login_works:
-        findings.add(
-            "refused",
-            f"refuses user '{declared_idm.admin_user}' with the site's password (HTTP 401)",
-            "the site's administrator password accepted",
-            f"IDM Admin {idm_readings.client.admin_url}",
-        )
+    found = login_findings(idm_readings.login_works, declared_idm, idm_readings.client.admin_url)
+    findings.extend(found)
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("verified:hermod")
 def test_hermod_accepts_ping_with_idm_key(
     deployment: Deployment, declared_messaging: MessagingSection, findings: Findings
 ) -> None:
@@ -121,6 +108,7 @@ def test_hermod_accepts_ping_with_idm_key(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("verified:cm")
 def test_cm_ping_names_the_officer(
     declared_cm: CertificateManagerSection,
     officer: Officer,
@@ -165,6 +153,7 @@ def test_cm_ping_names_the_officer(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("login", "verified:hermod")
 def test_messaging_round_trip_passes(
     contract: IdmClient, declared_messaging: MessagingSection, findings: Findings
 ) -> None:
@@ -182,6 +171,7 @@ def test_messaging_round_trip_passes(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("login", "verified:cm")
 def test_ca_connection_test_passes(
     contract: IdmClient, declared_cm: CertificateManagerSection, findings: Findings
 ) -> None:

@@ -97,6 +97,7 @@ def _live(
 
 
 @pytest.mark.severity("minor")
+@pytest.mark.needs("login")
 def test_live_state_matches_the_site(
     site: Site,
     deployment: Deployment,

@@ -44,6 +44,7 @@ def _observed(problem: str, where: str) -> str:
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("login")
 def test_configuration_download_signed(
     download: tuple[bytes, str] | SmartIDError,
     declared_idm: IdmSection,

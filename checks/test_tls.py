@@ -17,12 +17,12 @@ from smartid.tls import (
     HandshakeFacts,
     judge_client_auth,
     judge_expiry,
-    judge_handshake,
     judge_keys,
     judge_protocol,
     judge_signatures,
 )
 from smartid.verify import Findings, TlsEndpoint
+from smartid.verify.depends import handshake_findings, refused_for_want_of_certificate
 
 EPIC = "Acceptance checks"
 STORY = "TLS"
@@ -37,14 +37,6 @@ def _facts(endpoint: TlsEndpoint, observations: dict[str, HandshakeFacts]) -> Ha
     facts = observations[endpoint.id]
     seam.attach_json(f"TLS facts of {endpoint.id}", facts.to_dict())
     return facts
-
-
-def _refused_for_want_of_certificate(endpoint: TlsEndpoint, facts: HandshakeFacts) -> bool:
-    """The server was verified, then asked for a client certificate the site gives none of: what
-    an endpoint declared with client_auth = "required" and no client_cert does (TLS-006 judges
-    the demand)."""
-    no_certificate = endpoint.client_cert is None and not endpoint.officer
-    return endpoint.client_auth_required and no_certificate and facts.client_cert_demanded is True
 
 
 def _no_certificate(
@@ -62,6 +54,7 @@ def _no_certificate(
 
 
 @pytest.mark.severity("blocker")
+@pytest.mark.needs("reachable:{case}")
 def test_handshake_verifies(
     tls_endpoint: TlsEndpoint,
     tls_observations: dict[str, HandshakeFacts],
@@ -71,12 +64,11 @@ def test_handshake_verifies(
     """TLS-001 A verifying handshake with the site's CA bundle and server name succeeds: the chain
     leads to a trusted CA and the certificate is valid for the server name."""
     facts = _facts(tls_endpoint, tls_observations)
-    if _refused_for_want_of_certificate(tls_endpoint, facts):
-        return
-    findings.extend(judge_handshake(facts, site.tls), target=tls_endpoint.named(facts.target))
+    findings.extend(handshake_findings(tls_endpoint, facts, site.tls))
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("verified:{case}")
 def test_protocol_meets_minimum(
     tls_endpoint: TlsEndpoint,
     tls_observations: dict[str, HandshakeFacts],
@@ -91,7 +83,7 @@ def test_protocol_meets_minimum(
     if facts.error_kind in _NO_TLS:
         findings.add("unobserved", facts.error or "no TLS handshake", required, where)
         return
-    if facts.protocol is None and not _refused_for_want_of_certificate(tls_endpoint, facts):
+    if facts.protocol is None and not refused_for_want_of_certificate(tls_endpoint, facts):
         findings.add(
             "unobserved",
             f"no version was agreed: the verifying handshake failed ({facts.error})",
@@ -102,6 +94,7 @@ def test_protocol_meets_minimum(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("reachable:{case}")
 def test_certificates_not_expiring(
     tls_endpoint: TlsEndpoint,
     tls_observations: dict[str, HandshakeFacts],
@@ -117,6 +110,7 @@ def test_certificates_not_expiring(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("reachable:{case}")
 def test_key_sizes_meet_policy(
     tls_endpoint: TlsEndpoint,
     tls_observations: dict[str, HandshakeFacts],
@@ -132,6 +126,7 @@ def test_key_sizes_meet_policy(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("reachable:{case}")
 def test_no_forbidden_signature_hash(
     tls_endpoint: TlsEndpoint,
     tls_observations: dict[str, HandshakeFacts],
@@ -147,6 +142,7 @@ def test_no_forbidden_signature_hash(
 
 
 @pytest.mark.severity("critical")
+@pytest.mark.needs("reachable:{case}")
 def test_client_certificate_demanded(
     mtls_endpoint: TlsEndpoint,
     tls_observations: dict[str, HandshakeFacts],

@@ -134,6 +134,97 @@ def test_verify_fails_on_the_fault_with_the_check_that_guards_it(lab: SetUpLab, 
     # The fault is confined to its component: no check case of another component fails.
     others = [o for o in result.outcomes if o.case in COMPONENTS and o.case != caught.case]
     assert [o.label for o in others if o.status == "failed"] == [], explain(others)
+    # A blocked check names a check case of the same run that failed.
+    failed = {o.label for o in result.outcomes if o.status == "failed"}
+    for outcome in result.outcomes:
+        if outcome.status == "blocked":
+            root = outcome.message.removeprefix("blocked by ").split(":", 1)[0]
+            assert root in failed, explain([outcome])
+
+
+@dataclass(frozen=True)
+class RootCause:
+    """With the fault on, exactly `failed` fail; every check that needs what the fault took
+    away is blocked by `root`; the Smart ID verify block starts with `root`."""
+
+    root: str
+    failed: frozenset[str]
+    blocked: frozenset[str]
+
+
+def _tls(case: str, *checks: str) -> frozenset[str]:
+    return frozenset(f"{check}[{case}]" for check in checks)
+
+
+_IDM_READERS = frozenset(
+    {"CONN-002", "CONN-005", "CONN-006", "AUTH-001", "AUTH-002", "AUTH-004", "DRIFT-001"}
+    | {f"CONF-00{n}" for n in range(1, 7)}
+)
+ROOT_CAUSES = {
+    "idm-down": RootCause(
+        "CONN-001[idm]",
+        frozenset({"CONN-001[idm]"}),
+        _IDM_READERS | _tls("idm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005"),
+    ),
+    "idm-cert-expired": RootCause(
+        "TLS-001[idm]",
+        frozenset({"TLS-001[idm]", "TLS-003[idm]"}),
+        _IDM_READERS | _tls("idm", "TLS-002"),
+    ),
+    "idm-cert-untrusted": RootCause(
+        "TLS-001[idm]", frozenset({"TLS-001[idm]"}), _IDM_READERS | _tls("idm", "TLS-002")
+    ),
+    "idm-cert-wrong-host": RootCause(
+        "TLS-001[idm]", frozenset({"TLS-001[idm]"}), _IDM_READERS | _tls("idm", "TLS-002")
+    ),
+    "hermod-down": RootCause(
+        "CONN-001[hermod]",
+        frozenset({"CONN-001[hermod]"}),
+        frozenset({"CONN-003", "CONN-005"})
+        | _tls("hermod", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005"),
+    ),
+    "cm-down": RootCause(
+        "CONN-001[cm]",
+        frozenset({"CONN-001[cm]"}),
+        frozenset({"CONN-004", "CONN-006"})
+        | _tls("cm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-006"),
+    ),
+}
+
+
+def _check_of(label: str) -> str:
+    return label.split("[", 1)[0]
+
+
+@pytest.mark.parametrize("fault", sorted(ROOT_CAUSES))
+def test_a_component_taken_away_fails_its_root_check_and_blocks_the_rest(
+    lab: SetUpLab, fault: str
+) -> None:
+    expected = ROOT_CAUSES[fault]
+    with faults_on(lab, (fault,)):
+        result = lab.verify()
+    assert result.run.returncode == 1, result.run.output
+    failed = {o.label for o in result.outcomes if o.status == "failed"}
+    assert failed == expected.failed, explain(result.outcomes)
+    blocked = {o.label for o in result.outcomes if o.status == "blocked"}
+    # A check with cases (CONF-004's bindings) is named by its id in the expectation.
+    named = {label if label in expected.blocked else _check_of(label) for label in blocked}
+    assert named == set(expected.blocked), explain(result.outcomes)
+    for outcome in result.outcomes:
+        if outcome.status == "blocked":
+            assert outcome.message.startswith(f"blocked by {expected.root}: "), outcome.message
+    # Nothing else is lost: every other check ran and passed (or skipped for a site setting).
+    others = [o for o in result.outcomes if o.label not in failed | blocked]
+    assert {o.status for o in others} <= {"passed", "skipped"}, explain(others)
+    block = result.run.stdout.split("= Smart ID verify =", 1)[1].split("\n")
+    component = expected.root.split("[", 1)[1].rstrip("]")
+    assert block[1:4] == [
+        f"root causes ({len(expected.failed)} failed):",
+        f"  {component}:",
+        block[3],
+    ], "\n".join(block)
+    assert block[3].startswith(f"    {expected.root}: [blocker] {component} (localhost:"), block[3]
+    assert block[3].endswith(f"[blocks {len(blocked)}]"), block[3]
 
 
 @pytest.mark.parametrize("fault", WARNING)
@@ -145,7 +236,7 @@ def test_a_certificate_inside_the_warning_window_passes_with_a_warning(
         result = lab.verify()
     assert result.run.returncode == 0, explain(result.outcomes)
     assert [o.label for o in result.outcomes if o.status != "passed"] == []
-    summary = result.run.stdout.split("Smart ID warnings", 1)
+    summary = result.run.stdout.split("Smart ID verify", 1)
     assert len(summary) == 2, result.run.output
     warnings = [line for line in summary[1].splitlines() if f"{warned.label}:" in line]
     assert len(warnings) == 1, summary[1]

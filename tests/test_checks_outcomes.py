@@ -108,7 +108,7 @@ def test_certificate_inside_the_warning_window_passes_and_warns(lab: FactoryLab)
         run, outcomes = lab.verify(lab.site("warned"), "TLS-003")
     assert run.returncode == 0, run.output
     assert _one(outcomes, "TLS-003[idm]").status == "passed"
-    summary = run.stdout.split("Smart ID warnings", 1)
+    summary = run.stdout.split("Smart ID verify", 1)
     assert len(summary) == 2, run.output
     warning = next(line for line in summary[1].splitlines() if "TLS-003[idm]" in line)
     assert "[warning] idm (localhost:" in warning
@@ -140,9 +140,9 @@ def test_waiver_turns_a_failure_into_a_skip_until_its_date(
     reason = f"waived: certificate renewal is booked (ops@example.com, until {until.isoformat()})"
     if waived:
         assert run.returncode == 0, run.output
-        assert idm.status == "skipped"
+        assert idm.status == "waived"
         assert reason in idm.message
-        assert reason in run.stdout  # the -ra summary line
+        assert f"TLS-003[idm]: {reason}" in run.stdout  # the Smart ID verify block
     else:
         assert run.returncode == 1, run.output
         assert idm.status == "failed"
@@ -175,10 +175,10 @@ def test_default_password_is_probed_only_where_the_site_allows_it(
 def test_without_the_admin_contract_only_the_test_connections_are_skipped(
     lab: FactoryLab,
 ) -> None:
-    # A factory lab refuses the site's password: the checks that read IDM without the contract
-    # run, through the deploy API, and fail with that cause; only IDM's test connections, which
-    # nothing but the contract can start, are skipped. The set-up case is in
-    # tests/test_lab_documented.py.
+    # A factory lab refuses the site's password: CONN-002 fails with that cause, and the checks
+    # that read IDM without the contract, through the deploy API, are blocked by it; only IDM's
+    # test connections, which nothing but the contract can start, are skipped. The set-up case
+    # is in tests/test_lab_documented.py.
     site = lab.site("no-contract", idm='admin_api = "none"\n')
     checks = ("CONF-001", "CONF-002", "CONF-003", "DRIFT", "CONN-002", "CONN-005", "CONN-006")
     run, outcomes = lab.verify(site, *checks, "AUTH-004")
@@ -189,5 +189,6 @@ def test_without_the_admin_contract_only_the_test_connections_are_skipped(
         assert 'admin_api = "none"' in by_check[check].message
     assert "refuses user 'admin' with the site's password" in by_check["CONN-002"].message
     for check in ("CONF-001", "CONF-002", "CONF-003", "DRIFT-001", "AUTH-004"):
-        assert by_check[check].status == "failed", by_check[check]
-        assert "/ws/deploy/configuration: HTTP 401" in by_check[check].message, by_check[check]
+        assert by_check[check].status == "blocked", by_check[check]
+        assert "blocked by CONN-002: [blocker] IDM Admin https://" in by_check[check].message
+        assert "refuses user 'admin' with the site's password" in by_check[check].message

@@ -35,7 +35,7 @@ NIGHTLY = [sys.executable, "-m", "smartid.report.nightly"]
 
 # The suite's options (--site, --plan, --lab-state) come from the installed plugin.
 CONFTEST = """
-pytest_plugins = ["fixtures.site", "fixtures.reporting"]
+pytest_plugins = ["fixtures.site", "fixtures.outcomes", "fixtures.reporting"]
 """
 
 PYTEST_INI = """
@@ -263,9 +263,9 @@ def test_the_secret_is_masked_in_terminal_junit_results_and_attachments(
 
 def test_a_warning_passes_and_shows_in_the_terminal_summary(synthetic: Synthetic) -> None:
     output = synthetic.run.output
-    assert "Smart ID warnings" in output
+    assert "Smart ID verify" in output
     warning = "idm: certificate expires on 2026-12-01, in 6 days (warning from 30 days)"
-    assert f"checks/test_synthetic.py::test_warns: {warning}" in output
+    assert f"  TLS-003: {warning}" in output.split("Smart ID verify", 1)[1]
     result = results_by_title(synthetic.results)["TLS-003 The certificate is not about to expire."]
     assert result["status"] == "passed"
     assert labels(result)["warning"] == [warning]

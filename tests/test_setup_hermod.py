@@ -131,8 +131,8 @@ def test_a_refresh_command_that_fails_stops_setup_at_its_step(lab: Lab) -> None:
     failure = _failure(run, "SETUP-402")
     assert failure.startswith(f"SETUP-402: Hermod refresh command '{sys.executable} -c ")
     assert failure.endswith(": exited with status 3 (hermod.service is not loaded)")
-    assert "blocked by SETUP-402: Hermod refresh command" in run.output
-    assert summary(run)["SETUP-403"] == "skipped"
+    assert "SETUP-402: Hermod refresh command" in run.output
+    assert summary(run)["SETUP-403"] == "blocked by SETUP-402"
     assert "Traceback" not in run.output
     # The next run refreshes although it writes nothing: the failed refresh is still owed.
     fixed = lab.run(site=_site(lab, LAB_REFRESH))

@@ -5,8 +5,9 @@ before anything reaches the report. Outside a pytest run with allure-pytest acti
 harmless no-ops, so the library works from a REPL.
 
 The pytest glue (`fixtures/reporting.py`) also labels each test through `label_test()`, records
-waivers with `mark_waived()`, and has `install_result_masking()` mask every result allure-pytest
-writes, including what it takes from pytest itself (exception messages, parameters, names). A check
+each test's outcome with `label_outcome()`, and has `install_result_masking()` mask every result
+allure-pytest writes, including what it takes from pytest itself (exception messages, parameters,
+names). A check
 that finds something worth a warning but not a failure calls `warn()`: the test passes, and the
 warning shows in the report and in the terminal summary.
 """
@@ -29,7 +30,11 @@ import allure_commons
 from smartid.masking import MASKER, find_leaks
 
 __all__ = [
+    "BLOCKED_LABEL",
+    "CATEGORY_LABEL",
     "CHECK_ID_LABEL",
+    "COMPONENT_LABEL",
+    "OUTCOME_LABEL",
     "SEVERITIES",
     "WAIVED_LABEL",
     "WARNING_LABEL",
@@ -40,9 +45,9 @@ __all__ = [
     "find_leaks",
     "install_log_masking",
     "install_result_masking",
+    "label_outcome",
     "label_test",
     "labels_for",
-    "mark_waived",
     "step",
     "take_warnings",
     "uninstall_result_masking",
@@ -53,6 +58,10 @@ SEVERITIES = ("blocker", "critical", "normal", "minor")
 CHECK_ID_LABEL = "check_id"
 WARNING_LABEL = "warning"
 WAIVED_LABEL = "waived"
+OUTCOME_LABEL = "smartid_outcome"
+BLOCKED_LABEL = "blocked_by"
+CATEGORY_LABEL = "smartid_category"
+COMPONENT_LABEL = "component"
 # The ids checks and setup steps start their docstring with (the same shape as a waiver's check).
 _CHECK_ID = re.compile(r"^[A-Z]+-\d{3}$")
 # allure's dynamic API is untyped; one Any-typed handle keeps mypy --strict quiet about each call.
@@ -168,9 +177,25 @@ def take_warnings() -> list[str]:
     return taken
 
 
-def mark_waived(reason: str) -> None:
-    """Record on the running test that its failure is waived (the summary lists it as waived)."""
-    _dynamic.label(WAIVED_LABEL, MASKER.mask(" ".join(reason.split())))
+def label_outcome(
+    status: str,
+    *,
+    blocked_by: str | None = None,
+    waived: str | None = None,
+    category: str | None = None,
+    component: str | None = None,
+) -> None:
+    """Record on the running test how it ended, as the suite sees it (the summary reads these
+    labels, and the report's categories match `smartid_category`)."""
+    _dynamic.label(OUTCOME_LABEL, status)
+    for name, value in (
+        (BLOCKED_LABEL, blocked_by),
+        (WAIVED_LABEL, waived),
+        (CATEGORY_LABEL, category),
+        (COMPONENT_LABEL, component),
+    ):
+        if value:
+            _dynamic.label(name, MASKER.mask(" ".join(value.split())))
 
 
 def _mask_tree(node: Any) -> Any:

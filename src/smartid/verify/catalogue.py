@@ -93,7 +93,9 @@ def check_catalogue(folder: Path) -> list[CheckEntry]:
     return entries
 
 
-Status = Literal["passed", "failed", "skipped", "error"]
+Status = Literal["passed", "failed", "skipped", "error", "blocked", "waived", "manual"]
+# The suite's own outcomes of a skipped test, as the `smartid_outcome` property records them.
+_SKIP_OUTCOMES: tuple[Status, ...] = ("blocked", "waived", "manual")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ class CheckOutcome:
 
 
 def read_junit(path: Path, catalogue: Sequence[CheckEntry]) -> list[CheckOutcome]:
-    """The outcome of every check case a pytest JUnit XML report holds."""
+    """The outcome of every check case a pytest JUnit XML report holds: pytest's status, or the
+    suite's own outcome of a skip (blocked, waived, manual) from its `smartid_outcome`
+    property."""
     by_function = {(e.module, e.function): e.id for e in catalogue}
     outcomes: list[CheckOutcome] = []
     for case in ElementTree.parse(path).iter("testcase"):
@@ -128,7 +132,14 @@ def read_junit(path: Path, catalogue: Sequence[CheckEntry]) -> list[CheckOutcome
                 status = "skipped" if child.tag == "skipped" else "failed"
                 if child.tag == "error":
                     status = "error"
-                # The text is the whole report; the message attribute only its first part.
+                # A failure's text is the whole report, its message attribute only the first
+                # part; a skip's message attribute is its whole reason.
                 message = child.text or child.get("message") or ""
+                if child.tag == "skipped":
+                    message = child.get("message") or message
+        for prop in case.iter("property"):
+            value = prop.get("value")
+            if prop.get("name") == "smartid_outcome" and status == "skipped":
+                status = next((known for known in _SKIP_OUTCOMES if known == value), status)
         outcomes.append(CheckOutcome(found, rest[:-1] if rest else None, status, message))
     return outcomes
