@@ -21,6 +21,7 @@ pytest_plugins = [
     "fixtures.steps",
     "fixtures.reporting",
     "fixtures.checks",
+    "fixtures.waivers",
 ]
 
 
