@@ -210,6 +210,12 @@ def test_every_waiver_that_is_not_there_is_named_at_once_by_its_number(tmp_path:
     assert [p.split(" names ")[0] for p in problems] == ["waiver 1", "waiver 3"], problems
 
 
+def test_the_example_sites_waivers_name_checks_and_cases_it_has() -> None:
+    site = parse_site(ROOT / "sites" / "example.toml")
+    assert [w.case for w in site.waivers] == ["hermod"]
+    assert waiver_problems(site, CATALOGUE) == []
+
+
 def test_the_cases_of_every_kind_are_accepted(tmp_path: Path) -> None:
     checks = [
         "TLS-005",

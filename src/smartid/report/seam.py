@@ -53,7 +53,7 @@ SEVERITIES = ("blocker", "critical", "normal", "minor")
 CHECK_ID_LABEL = "check_id"
 WARNING_LABEL = "warning"
 WAIVED_LABEL = "waived"
-# The ids checks and setup steps start their docstring with (the same shape as a waiver's check).
+# The ids checks and setup steps start their docstring with (a waiver's check without its case).
 _CHECK_ID = re.compile(r"^[A-Z]+-\d{3}$")
 # allure's dynamic API is untyped; one Any-typed handle keeps mypy --strict quiet about each call.
 _dynamic: Any = allure.dynamic
