@@ -22,6 +22,7 @@ pytest_plugins = [
     "fixtures.steps",
     "fixtures.reporting",
     "fixtures.checks",
+    "fixtures.waivers",
 ]
 
 

@@ -1,7 +1,8 @@
 """How a check's result reads besides pass and fail (docs/site-file.md, docs/checks.md): a finding
 inside the warning window passes and shows under "Smart ID warnings"; a waiver turns its check's
-failure into a skip until its date has passed; the default-password probe runs only where the site
-allows it; without the admin contract the checks that need it are skipped with that reason.
+failure into a skip until its date has passed, and a waiver of one case only that case's; the
+default-password probe runs only where the site allows it; without the admin contract the checks
+that need it are skipped with that reason.
 
 The lab here is in factory state: these checks judge TLS and the site file, not what setup made.
 """
@@ -149,6 +150,27 @@ def test_waiver_turns_a_failure_into_a_skip_until_its_date(
         assert "expired on" in idm.message
         note = "the waiver of ops@example.com (certificate renewal is booked) expired after"
         assert f"{note} {until.isoformat()}" in idm.message
+
+
+def test_a_waiver_of_one_case_leaves_the_other_cases_to_fail(lab: FactoryLab) -> None:
+    # IDM's expired certificate fails TLS-001[idm] and TLS-003[idm]: the waiver of TLS-003[idm]
+    # waives that failure; the waiver of TLS-001[hermod] is for another case and waives nothing.
+    waivers = "".join(
+        f'\n[[waivers]]\ncheck = "{check}"\nreason = "renewal of {check}"\n'
+        f'owner = "ops@example.com"\nuntil = {date.today() + timedelta(days=30)}\n'
+        for check in ("TLS-003[idm]", "TLS-001[hermod]")
+    )
+    with idm_fault(lab, "idm-cert-expired"):
+        run, outcomes = lab.verify(lab.site("case-waivers", tail=waivers), "TLS-001", "TLS-003")
+    assert run.returncode == 1, run.output
+    waived = _one(outcomes, "TLS-003[idm]")
+    assert waived.status == "waived", waived
+    assert "waived: renewal of TLS-003[idm] (ops@example.com, until " in waived.message
+    failed = _one(outcomes, "TLS-001[idm]")
+    assert failed.status == "failed", failed
+    assert "waived" not in failed.message
+    for label in ("TLS-001[hermod]", "TLS-003[hermod]", "TLS-001[cm]", "TLS-003[cm]"):
+        assert _one(outcomes, label).status == "passed", label
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def _waiver(check: str, until: date, owner: str = "ops@example.com") -> Waiver:
 def test_a_waiver_applies_up_to_and_including_its_day(
     waivers: list[Waiver], skip: str | None, note: str | None
 ) -> None:
-    status = waiver_status(waivers, "TLS-003", TODAY)
+    status = waiver_status(waivers, "TLS-003", "idm", TODAY)
     assert (status.skip_reason, status.expired_note) == (skip, note)
 
 

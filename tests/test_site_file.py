@@ -740,12 +740,21 @@ PLAIN_WORDS = [
         "must be a list of text values",
         id="list-of-text",
     ),
-    pytest.param(
-        '[[waivers]]\ncheck = "tls5"\nreason = "r"\nowner = "o"\nuntil = 2026-12-31\n',
-        "waivers[0].check",
-        "must be a check id such as 'TLS-005': capital letters, '-', three digits",
-        id="waiver-id",
-    ),
+    *[
+        pytest.param(
+            f'[[waivers]]\ncheck = "{check}"\nreason = "r"\nowner = "o"\nuntil = 2026-12-31\n',
+            "waivers[0].check",
+            "must be a check id such as 'TLS-005' (capital letters, '-', three digits), or a "
+            "check id and one of its cases in brackets such as 'TLS-005[hermod]'",
+            id=f"waiver-{name}",
+        )
+        for name, check in [
+            ("id", "tls5"),
+            ("case-unclosed", "TLS-005[hermod"),
+            ("case-empty", "TLS-005[]"),
+            ("case-without-id", "[hermod]"),
+        ]
+    ],
     pytest.param(
         '[package]\nsha256 = "abc"\n',
         "package.sha256",

@@ -482,10 +482,24 @@ class Endpoint(_TlsTarget):
 
 
 class Waiver(_Model):
-    check: str = Field(pattern=r"^[A-Z]+-\d{3}$")
+    """A known failure accepted until a date: of every case of a check (`check = "TLS-005"`), or
+    of one case (`check = "TLS-005[hermod]"`: the case's test id in brackets)."""
+
+    check: str = Field(pattern=r"^[A-Z]+-\d{3}(\[[^\[\]]+\])?$")
     reason: str = Field(min_length=1)
     owner: str = Field(min_length=1)
     until: date
+
+    @property
+    def check_id(self) -> str:
+        """The check it waives: `TLS-005` for both forms."""
+        return self.check.partition("[")[0]
+
+    @property
+    def case(self) -> str | None:
+        """The one case it waives, or None for every case of its check."""
+        _, bracket, rest = self.check.partition("[")
+        return rest.removesuffix("]") if bracket else None
 
 
 class LabSection(_Model):

@@ -29,7 +29,10 @@ Loc = tuple[int | str, ...]
 
 # Patterns of the site model's fields, in words.
 _PATTERNS = {
-    r"^[A-Z]+-\d{3}$": "must be a check id such as 'TLS-005': capital letters, '-', three digits",
+    r"^[A-Z]+-\d{3}(\[[^\[\]]+\])?$": (
+        "must be a check id such as 'TLS-005' (capital letters, '-', three digits), or a check id "
+        "and one of its cases in brackets such as 'TLS-005[hermod]'"
+    ),
     r"^[A-Za-z0-9._-]+$": "may hold only letters, digits, '.', '_' and '-'",
     r"^[0-9a-f]{64}$": "must be a sha256 written as 64 lowercase hexadecimal digits",
 }

@@ -7,9 +7,8 @@ harmless no-ops, so the library works from a REPL.
 The pytest glue (`fixtures/reporting.py`) also labels each test through `label_test()`, records
 each test's outcome with `label_outcome()`, and has `install_result_masking()` mask every result
 allure-pytest writes, including what it takes from pytest itself (exception messages, parameters,
-names). A check
-that finds something worth a warning but not a failure calls `warn()`: the test passes, and the
-warning shows in the report and in the terminal summary.
+names). A check that finds something worth a warning but not a failure calls `warn()`: the test
+passes, and the warning shows in the report and in the terminal summary.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ OUTCOME_LABEL = "smartid_outcome"
 BLOCKED_LABEL = "blocked_by"
 CATEGORY_LABEL = "smartid_category"
 COMPONENT_LABEL = "component"
-# The ids checks and setup steps start their docstring with (the same shape as a waiver's check).
+# The ids checks and setup steps start their docstring with (a waiver's check without its case).
 _CHECK_ID = re.compile(r"^[A-Z]+-\d{3}$")
 # allure's dynamic API is untyped; one Any-typed handle keeps mypy --strict quiet about each call.
 _dynamic: Any = allure.dynamic

@@ -41,6 +41,8 @@ class CheckEntry:
     severity: str
     health: bool
     requirement: str  # the docstring's first sentence, after the id
+    # The test function's arguments, in order: those the glue parametrizes give the check cases.
+    arguments: tuple[str, ...] = ()
 
 
 def _is_mark(node: ast.expr, name: str) -> bool:
@@ -75,7 +77,8 @@ def _module_marks(tree: ast.Module) -> list[ast.expr]:
 
 def check_catalogue(folder: Path) -> list[CheckEntry]:
     """Every check of the `test_*.py` modules in `folder`, read from the source without importing
-    it: id and requirement from the docstring, severity and health from the markers."""
+    it: id and requirement from the docstring, severity and health from the markers, and the
+    function's arguments."""
     entries: list[CheckEntry] = []
     for path in sorted(folder.glob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
@@ -89,7 +92,10 @@ def check_catalogue(folder: Path) -> list[CheckEntry]:
                 continue
             requirement = doc.removeprefix(found).strip()
             severity = _severity_mark(node)
-            entries.append(CheckEntry(found, path.stem, node.name, severity, health, requirement))
+            arguments = tuple(a.arg for a in [*node.args.args, *node.args.kwonlyargs])
+            entries.append(
+                CheckEntry(found, path.stem, node.name, severity, health, requirement, arguments)
+            )
     return entries
 
 

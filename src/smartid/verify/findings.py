@@ -3,7 +3,7 @@
 A check collects every finding it sees (`Findings`) and fails once, at its end, with one line per
 finding naming the endpoint or object, what was observed and what is required. A finding of
 severity "warning" does not fail the check. A waiver from the site file turns a failure of its
-check into a skip until its date has passed.
+check, or of one case of it, into a skip until its date has passed.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def failure_text(
 
 @dataclass(frozen=True)
 class WaiverStatus:
-    """The waiver that applies to a check today, and the latest one that no longer does."""
+    """The waiver that applies to a case of a check today, and the one that no longer does."""
 
     active: Waiver | None
     expired: Waiver | None
@@ -115,12 +115,25 @@ class WaiverStatus:
         return f"the waiver of {w.owner} ({w.reason}) expired after {w.until} and no longer applies"
 
 
-def waiver_status(waivers: Sequence[Waiver], check: str, today: date) -> WaiverStatus:
-    """A waiver applies up to and including its `until` day."""
-    mine = [w for w in waivers if w.check == check]
+def _precedence(waiver: Waiver) -> tuple[bool, date]:
+    return waiver.case is not None, waiver.until
+
+
+def waiver_status(
+    waivers: Sequence[Waiver], check: str, case: str | None, today: date
+) -> WaiverStatus:
+    """The waivers of `check` that cover `case` (its test id, None for a check without cases):
+    those of the whole check (`TLS-005`) and those of this case alone (`TLS-005[hermod]`).
+
+    A waiver applies up to and including its `until` day. Where several apply, a waiver of this
+    case wins over a waiver of the whole check, even one that runs longer: it was written about
+    this very case, so its reason, owner and date are the ones to show; once it has expired, a
+    waiver of the whole check that still runs applies. Between waivers of the same scope the
+    latest `until` wins. The same order picks the expired waiver that a failure names."""
+    mine = [w for w in waivers if w.check_id == check and w.case in (None, case)]
     active = [w for w in mine if today <= w.until]
     expired = [w for w in mine if today > w.until]
     return WaiverStatus(
-        active=max(active, key=lambda w: w.until) if active else None,
-        expired=max(expired, key=lambda w: w.until) if expired else None,
+        active=max(active, key=_precedence, default=None),
+        expired=max(expired, key=_precedence, default=None),
     )
