@@ -12,12 +12,18 @@ without showing which check catches it.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from smartid.lab.faults import FAULTS
+from tests.helpers import ROOT
 from tests.setuplab import COMPONENTS, SetUpLab, explain, faults_on, set_up_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -242,3 +248,33 @@ def test_a_certificate_inside_the_warning_window_passes_with_a_warning(
     assert len(warnings) == 1, summary[1]
     for words in warned.words:
         assert words in warnings[0], warnings[0]
+
+
+def test_the_nightly_prints_each_failure_once_and_counts_the_blocked(
+    lab: SetUpLab, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    with faults_on(lab, ("idm-cert-expired",)):
+        done = subprocess.run(
+            [sys.executable, "-m", "smartid.report.nightly", "run", f"--reports={reports}"],
+            cwd=ROOT,
+            env={**os.environ, **lab.env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    # The root cause's line, once; the checks it blocked are counted, not repeated.
+    assert output.count("certificate verification failed: certificate has expired") == 1, output
+    block = output.split("= Smart ID verify =", 1)[1]
+    assert block.splitlines()[1:3] == ["root causes (2 failed):", "  idm:"], block
+    assert block.splitlines()[3].startswith("    TLS-001[idm]: [blocker] idm (localhost:")
+    summary = json.loads((reports / "summary.json").read_text())
+    assert summary["counts"]["failed"] == 2, summary["counts"]
+    assert summary["counts"]["blocked"] == len(summary["blocked"]) >= 17, summary["counts"]
+    assert {b["by"].split(":", 1)[0] for b in summary["blocked"]} == {"blocked by TLS-001[idm]"}
+    assert sorted(f["id"] for f in summary["failed"]) == ["TLS-001", "TLS-003"]
+    assert {f["category"] for f in summary["failed"]} == {"Trust / TLS"}

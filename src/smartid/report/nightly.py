@@ -63,7 +63,7 @@ class Summary:
         records = self.records
         by_severity: dict[str, Counter[str]] = {}
         for record in records:
-            by_severity.setdefault(record.severity, Counter())[record.status] += 1
+            by_severity.setdefault(record.severity, Counter())[record.state] += 1
         return {
             "site": self.site,
             "target": self.target,
@@ -72,14 +72,19 @@ class Summary:
             "pytest_exit": self.pytest_exit,
             "exit": self.exit,
             "verdict": self.verdict,
-            "counts": {"total": len(records), **Counter(r.status for r in records)},
-            "waived_count": sum(1 for r in records if r.waived),
+            "counts": {"total": len(records), **Counter(r.state for r in records)},
+            "waived_count": sum(1 for r in records if r.state == "waived"),
             "by_severity": {level: dict(counts) for level, counts in sorted(by_severity.items())},
             "failed": [_problem(r) for r in records if r.status in _PROBLEM],
+            "blocked": [
+                {"id": r.ident, "test": r.name, "severity": r.severity, "by": r.blocked_by}
+                for r in records
+                if r.state == "blocked"
+            ],
             "waived": [
                 {"id": r.ident, "test": r.name, "severity": r.severity, "reason": r.waived}
                 for r in records
-                if r.waived
+                if r.state == "waived"
             ],
             "warnings": [
                 {"id": r.ident, "test": r.name, "text": text}
@@ -95,7 +100,7 @@ def _problem(record: TestRecord) -> dict[str, Any]:
         "test": record.name,
         "severity": record.severity,
         "status": record.status,
-        "category": categorize(record.status, record.message),
+        "category": categorize(record.status, record.category),
         "reason": record.reason,
     }
 
@@ -151,7 +156,7 @@ def summarize(
 
 
 def _headline(summary: Summary) -> str:
-    counts = Counter(r.status for r in summary.records)
+    counts = Counter(r.state for r in summary.records)
     told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tests"
     where = f"site {summary.site} ({summary.target})" if summary.site else "site unknown"
     return f"Smart ID nightly: {where}: {told}; exit {summary.exit}: {summary.verdict}"
@@ -164,9 +169,12 @@ def finish(
     start: datetime | None = None,
     duration: float | None = None,
     allure: Path | str | None = None,
+    listing: bool = True,
 ) -> int:
     """Write summary.json, render the HTML report (not after a site error) and return the exit
-    code; what a person needs is printed in a few lines."""
+    code; what a person needs is printed in a few lines. `listing=False` leaves out the list of
+    failures, waivers and warnings, for a run whose pytest output has just shown them (the
+    Smart ID verify block): each is printed once."""
     paths = ReportPaths.under(reports)
     summary = summarize(paths.results, pytest_exit, start=start, duration=duration)
     reports.mkdir(parents=True, exist_ok=True)
@@ -175,11 +183,13 @@ def finish(
         MASKER.mask(json.dumps(data, indent=2)) + "\n", encoding="utf-8"
     )
     print(_headline(summary))
-    for problem in data["failed"]:
+    for problem in data["failed"] if listing else ():
         print(f"  {problem['status']} [{problem['severity']}] {problem['id']}: {problem['reason']}")
-    for waived in data["waived"]:
+    if data["blocked"] and listing:
+        print(f"  blocked: {len(data['blocked'])} check(s), see the report")
+    for waived in data["waived"] if listing else ():
         print(f"  waived {waived['id']}: {waived['reason']}")
-    for warning in data["warnings"]:
+    for warning in data["warnings"] if listing else ():
         print(f"  warning {warning['id']}: {warning['text']}")
     print(f"Summary: {reports / 'summary.json'}")
     if pytest_exit == _USAGE:
@@ -211,6 +221,9 @@ def run(
     command = [sys.executable, "-m", "pytest", "-m", "verify"]
     command += [f"--alluredir={paths.results}", "--clean-alluredir"]
     command += [f"--junitxml={reports / 'junit.xml'}"]
+    # Each failure once: in the Smart ID verify block, not again in pytest's failure section,
+    # its short summary or the lines below.
+    command += ["--tb=no", "-rN"]
     if site:
         command.append(f"--site={site}")
     command += list(pytest_args)
@@ -218,7 +231,9 @@ def run(
     began = time.monotonic()
     pytest_exit = subprocess.run(command, check=False).returncode
     duration = time.monotonic() - began
-    return finish(reports, pytest_exit, start=start, duration=duration, allure=allure)
+    return finish(
+        reports, pytest_exit, start=start, duration=duration, allure=allure, listing=False
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

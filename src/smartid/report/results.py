@@ -1,15 +1,14 @@
 """The Allure results folder as data (docs/operations.md).
 
-A run leaves, besides allure-pytest's `*-result.json` files, two files the suite writes itself:
-`environment.properties` (what ran against what, never a secret) and `categories.json` (how
-failures are grouped). The nightly reads the folder back into one `TestRecord` per test.
+A run leaves, besides allure-pytest's `*-result.json` files, `environment.properties` (what ran
+against what, never a secret), which the suite writes itself. The nightly reads the folder back
+into one `TestRecord` per test, with the suite's own outcome from the labels fixtures/reporting.py
+gives each test (`smartid_outcome`, `blocked_by`, `waived`, `smartid_category`).
 
-The categories are written twice from the one table below: into `categories.json` in Allure 2's
-format (read by Allure 2 and by Allure 3's classic plugin) and into the Allure 3 configuration
-(`smartid.report.html`), whose default "awesome" report reads categories from its configuration
-only. The expressions are written to mean the same in Java (Allure 2 matches the whole message),
-JavaScript (Allure 3 searches it) and Python (the summary searches it): `[\\s\\S]*` instead of a
-DOTALL flag, no inline flags, no look-behind.
+The categories (how failures are grouped) match the `smartid_category` label, which the suite
+sets from each test's typed outcome, never the message's words: rewording a message changes no
+count. They go into the Allure 3 configuration (`smartid.report.html`), which the "awesome" report
+reads them from. Allure 2's `categories.json` could only match message text, so none is written.
 """
 
 from __future__ import annotations
@@ -23,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from smartid.masking import MASKER
-from smartid.report.seam import CHECK_ID_LABEL, WAIVED_LABEL, WARNING_LABEL
+from smartid.report.seam import (
+    BLOCKED_LABEL,
+    CATEGORY_LABEL,
+    CHECK_ID_LABEL,
+    OUTCOME_LABEL,
+    WAIVED_LABEL,
+    WARNING_LABEL,
+)
+from smartid.verify.outcome import CATEGORY_NAMES, SUITE
 
 __all__ = [
     "CATEGORIES",
@@ -32,132 +39,44 @@ __all__ = [
     "categorize",
     "read_environment",
     "read_results",
-    "write_categories",
     "write_environment",
 ]
-
-_ANY = r"[\s\S]*"
 
 
 @dataclass(frozen=True)
 class Category:
-    """A group of failures: by status, and by a regular expression on the failure's message."""
+    """A group of failures: by status, and by the category the suite gave the test's outcome
+    (the `smartid_category` label, `smartid.verify.outcome.category_of`), never by its words."""
 
     name: str
     statuses: tuple[str, ...]
-    message: str | None = None
 
-    def matches(self, status: str, message: str) -> bool:
-        if status not in self.statuses:
-            return False
-        return self.message is None or re.search(self.message, message) is not None
+    def matches(self, status: str, category: str | None) -> bool:
+        return status in self.statuses and category == self.name
 
     def as_allure(self) -> dict[str, Any]:
-        """Allure 2's categories.json entry; Allure 3 accepts the same keys in its config."""
-        entry: dict[str, Any] = {"name": self.name, "matchedStatuses": list(self.statuses)}
-        if self.message is not None:
-            entry["messageRegex"] = self.message
-        return entry
-
-
-def _words(*words: str) -> str:
-    return _ANY + "(" + "|".join(words) + ")" + _ANY
+        """Allure 3's category rule: statuses and a label matcher."""
+        return {
+            "name": self.name,
+            "matchers": {
+                "statuses": list(self.statuses),
+                "labels": {CATEGORY_LABEL: f"^{re.escape(self.name)}$"},
+            },
+        }
 
 
 _PROBLEMS = ("failed", "broken")
-# First match wins, as in Allure: a TLS error is "Trust / TLS" before it is a connection problem.
-CATEGORIES: tuple[Category, ...] = (
-    Category(
-        "Trust / TLS",
-        _PROBLEMS,
-        _words(
-            "TLSError",
-            "SSLError",
-            "[Hh]andshake",
-            "TLSv1",
-            "TLS ",
-            "SSL",
-            "CA bundle",
-            "[Cc]ertificate (verify|has expired|is not yet valid|chain)",
-            "[Ss]elf-signed",
-            "is signed by itself",
-            "presented chain",
-            "[Hh]ostname mismatch",
-            "is valid for",
-            "expired on",
-            "expires on",
-            "days of validity",
-            "-bit [A-Za-z]+ key",
-            "is signed with",
-            "[Cc]lient certificate",
-        ),
-    ),
-    Category(
-        "Connectivity",
-        _PROBLEMS,
-        _words(
-            "ConnectError",
-            "TimeoutError",
-            "ConnectionError",
-            "[Rr]efused",
-            "[Uu]nreachable",
-            "[Tt]imed out",
-            "[Nn]ot resolve",
-            "[Nn]ame or service not known",
-            "[Cc]onnection (reset|aborted|closed)",
-            "[Nn]o route to host",
-            "does not answer",
-        ),
-    ),
-    Category(
-        "Authentication",
-        _PROBLEMS,
-        _words(
-            "AuthenticationError",
-            "HTTP 401",
-            "HTTP 403",
-            "[Uu]nauthori[sz]ed",
-            "[Ff]orbidden",
-            "[Cc]redential",
-            "[Pp]assword",
-            "[Tt]oken",
-            "[Ff]ingerprint",
-            "[Aa]nonymous",
-        ),
-    ),
-    Category(
-        "Configuration drift",
-        ("failed",),
-        _words(
-            "[Dd]rift",
-            "[Dd]eclared",
-            "[Dd]iffer",
-            "[Mm]ismatch",
-            "[Ee]xpected",
-            "[Bb]inding",
-            "[Dd]ata pool",
-            "[Ss]ub-process",
-            "not installed",
-            "[Mm]issing",
-        ),
-    ),
-    # Whatever else broke is the suite's own error (or the target's, in a way no check foresaw).
-    Category("Suite error", ("broken",)),
+CATEGORIES: tuple[Category, ...] = tuple(
+    Category(name, ("broken",) if name == SUITE else _PROBLEMS) for name in CATEGORY_NAMES
 )
 
 
-def categorize(status: str, message: str) -> str | None:
-    for category in CATEGORIES:
-        if category.matches(status, message):
-            return category.name
-    return None
-
-
-def write_categories(results_dir: Path) -> Path:
-    path = results_dir / "categories.json"
-    entries = [category.as_allure() for category in CATEGORIES]
-    path.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
-    return path
+def categorize(status: str, category: str | None) -> str | None:
+    """The category of a failed or broken result; None for any other."""
+    for known in CATEGORIES:
+        if known.matches(status, category):
+            return known.name
+    return SUITE if status == "broken" else None
 
 
 def _escape_property(text: str, *, key: bool) -> str:
@@ -213,6 +132,17 @@ class TestRecord:
     stop: datetime | None
     waived: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    outcome: str | None = None  # the suite's own outcome (smartid.verify.outcome.Status)
+    blocked_by: str | None = None  # "blocked by CONN-001[idm]: <its line>"
+    category: str | None = None
+
+    @property
+    def state(self) -> str:
+        """How the suite counts the test: its own outcome where the suite gave one that Allure
+        has no status for (blocked, waived, manual), else Allure's status."""
+        if self.outcome in ("blocked", "waived", "manual"):
+            return self.outcome
+        return self.status
 
     @property
     def ident(self) -> str:
@@ -240,9 +170,6 @@ def _record(data: Mapping[str, Any]) -> TestRecord:
         labels.setdefault(str(label.get("name")), []).append(str(label.get("value")))
     message = str((data.get("statusDetails") or {}).get("message") or "")
     waived = labels.get(WAIVED_LABEL, [None])[-1]
-    skip_reason = message.removeprefix("Skipped: ")
-    if waived is None and data.get("status") == "skipped" and skip_reason.startswith("waived:"):
-        waived = " ".join(skip_reason.split())
     return TestRecord(
         name=str(data.get("name", "")),
         full_name=str(data.get("fullName", "")),
@@ -254,6 +181,9 @@ def _record(data: Mapping[str, Any]) -> TestRecord:
         stop=_time(data.get("stop")),
         waived=waived,
         warnings=tuple(labels.get(WARNING_LABEL, [])),
+        outcome=labels.get(OUTCOME_LABEL, [None])[-1],
+        blocked_by=labels.get(BLOCKED_LABEL, [None])[-1],
+        category=labels.get(CATEGORY_LABEL, [None])[-1],
     )
 
 
