@@ -213,6 +213,9 @@ class TestRecord:
     stop: datetime | None
     waived: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # "blocked": the check did not run because the check named in `blocked_by` failed first.
+    outcome: str | None = None
+    blocked_by: str | None = None
 
     @property
     def ident(self) -> str:
@@ -232,6 +235,11 @@ def _time(millis: Any) -> datetime | None:
     if not isinstance(millis, int | float):
         return None
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+# Written by the check glue on a check that could not run; Allure shows such a check as skipped.
+_OUTCOME_LABEL = "smartid_outcome"
+_BLOCKED_BY_LABEL = "blocked_by"
 
 
 def _record(data: Mapping[str, Any]) -> TestRecord:
@@ -254,6 +262,8 @@ def _record(data: Mapping[str, Any]) -> TestRecord:
         stop=_time(data.get("stop")),
         waived=waived,
         warnings=tuple(labels.get(WARNING_LABEL, [])),
+        outcome=labels.get(_OUTCOME_LABEL, [None])[-1],
+        blocked_by=labels.get(_BLOCKED_BY_LABEL, [None])[-1],
     )
 
 
