@@ -25,6 +25,7 @@ import pytest
 
 from smartid.masking import MASK, Secret, find_leaks
 from smartid.report import html, nightly
+from smartid.report.context import read_context
 from smartid.report.results import CATEGORIES, TestRecord, categorize, read_environment
 from tests.helpers import ROOT, Run, run_suite
 from tests.lab import new_state
@@ -220,13 +221,18 @@ def test_each_test_is_labelled_from_module_markers_and_docstring(synthetic: Synt
     plain = by_title["test_without_docstring_or_severity"]
     assert labels(plain)["severity"] == ["normal"]
     assert "check_id" not in labels(plain)
+    # The site, as a label and as a hidden parameter (which Allure's history ids take in).
+    assert all(labels(r)["site"] == ["synthetic"] for r in by_title.values())
+    site = {"name": "site", "value": "'synthetic'", "mode": "hidden"}
+    assert all(site in r["parameters"] for r in by_title.values())
 
 
 def test_a_secret_parameter_is_masked_in_the_results(synthetic: Synthetic) -> None:
     result = results_by_title(synthetic.results)[
         "AUTH-002 A parameter value that is a secret is masked. [admin-password]"
     ]
-    assert result["parameters"] == [{"name": "value", "value": f"'{MASK}'"}]
+    shown = [p for p in result["parameters"] if p["name"] != "site"]
+    assert shown == [{"name": "value", "value": f"'{MASK}'"}]
 
 
 def test_environment_and_categories_are_written_into_the_results(synthetic: Synthetic) -> None:
@@ -236,6 +242,14 @@ def test_environment_and_categories_are_written_into_the_results(synthetic: Synt
     assert environment["site.file"].endswith("site.toml")
     assert environment["markers"] == "all"
     assert {"suite", "python", "pytest", "allure-pytest"} <= environment.keys()
+    assert environment["endpoint.IDM Admin"] == "https://idm.example.test:8443/idm-admin"
+    assert "lab.faults" not in environment  # a real target has no lab
+    context = read_context(synthetic.results)
+    assert context.endpoints == {
+        "IDM Admin": "https://idm.example.test:8443/idm-admin",
+        "IDM Operator": "https://idm.example.test:8443/idm-operator",
+    }
+    assert (context.lab_faults, context.waivers_in_force) == ((), ())
     # The categories live in the report's configuration and match the outcome's label.
     assert not (synthetic.results / "categories.json").exists()
     assert [c.name for c in CATEGORIES] == [
@@ -451,7 +465,7 @@ def test_links_and_loopback_urls_are_not_external_loads(tmp_path: Path) -> None:
 def test_two_report_generations_keep_a_trend_of_two_runs_without_external_urls(
     synthetic: Synthetic, tmp_path: Path
 ) -> None:
-    paths = html.ReportPaths.under(tmp_path / "reports")
+    paths = html.ReportPaths.under(tmp_path / "reports", site="synthetic")
     shutil.copytree(synthetic.results, paths.results)
     allure = html.allure_binary(ALLURE)
     timings = []
@@ -462,9 +476,12 @@ def test_two_report_generations_keep_a_trend_of_two_runs_without_external_urls(
     history = paths.history.read_text().splitlines()
     assert len(history) == 2
     assert all(json.loads(line) for line in history)
-    pages = list(paths.html.rglob("*.htm*"))
-    assert pages == [index]
-    text = index.read_text()
+    assert paths.history == tmp_path.resolve() / "reports" / "history" / "synthetic.jsonl"
+    # The first page, and beside it the Allure report it links to.
+    report = paths.html / "allure" / "index.html"
+    assert sorted(paths.html.rglob("*.htm*")) == [report, index]
+    assert 'href="allure/index.html"' in index.read_text()
+    text = report.read_text()
     assert "googletagmanager" not in text
     assert "dataLayer" not in text
     assert html.find_external_urls(paths.html) == []

@@ -1,10 +1,19 @@
-"""The HTML report: Allure Report 3 (npm `allure`, pinned in package.json, installed by `npm ci`)
-renders an Allure results folder into one self-contained `index.html` that opens from file://.
+"""The HTML report: `reports/html/index.html`, the suite's sign-off page (`smartid.report.signoff`),
+and beside it `reports/html/allure/index.html`, the Allure Report 3 report it links to. Allure
+(npm `allure`, pinned in package.json, installed by `npm ci`) renders the results folder into one
+self-contained page that opens from file://.
+
+Why the first page is the suite's own: Allure 3's awesome report can put key/value pairs on its
+first page (the configuration's `variables`, `environment.properties` as "Metadata"), but shows 8
+of each, hides the rest behind "Show more" and cuts long keys and values (URLs, a waiver's
+reason, a root cause) short. The verdict and the lab faults still go into its `variables`, so the
+Allure report says them too when opened on its own.
 
 - The binary is the local `node_modules/.bin/allure`; nothing is fetched when a report is made.
 - The output folder is emptied first: Allure does not clean it, and a second report would land in a
   subfolder.
-- History (the trend charts) is a JSONL file, one line per run, capped at `HISTORY_LIMIT` runs.
+- History (the trend charts) is a JSONL file per site, `reports/history/<site>.jsonl`, one line per
+  run, capped at `HISTORY_LIMIT` runs: one site's runs never enter another site's trend.
 - The generated HTML embeds a Google Tag Manager loader that would call out whenever someone opens
   the report. It is removed, and the result is scanned: a report that would still load anything from
   another host is deleted and reported as an error rather than handed out.
@@ -14,29 +23,37 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import json
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from smartid.masking import MASKER
 from smartid.report.results import CATEGORIES
+from smartid.report.signoff import entry_page
 
 __all__ = [
+    "ALLURE_FOLDER",
     "HISTORY_LIMIT",
     "ReportError",
     "ReportPaths",
     "allure_binary",
     "find_external_urls",
+    "history_name",
     "render",
     "strip_tracking",
 ]
 
 HISTORY_LIMIT = 60
+ALLURE_FOLDER = "allure"
+_SITE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 GENERATE_TIMEOUT = 600.0
 _TRACKING_SRC = "googletagmanager.com"
 
@@ -55,14 +72,35 @@ class ReportPaths:
     config: Path
 
     @classmethod
-    def under(cls, reports: Path) -> ReportPaths:
+    def under(cls, reports: Path, *, site: str | None = None) -> ReportPaths:
+        """The nightly's paths; the history is the site's own (`history/<site>.jsonl`)."""
         reports = reports.resolve()
         return cls(
             results=reports / "allure-results",
             html=reports / "html",
-            history=reports / "history.jsonl",
+            history=reports / "history" / f"{history_name(site)}.jsonl",
             config=reports / "allurerc.json",
         )
+
+    @property
+    def allure_html(self) -> Path:
+        """The folder of the Allure report, beside the first page."""
+        return self.html / ALLURE_FOLDER
+
+    @property
+    def allure_href(self) -> str:
+        """The first page's link to the Allure report."""
+        return f"{ALLURE_FOLDER}/index.html"
+
+
+def history_name(site: str | None) -> str:
+    """The history file's name for a site: its name; a name that would not make a plain file name
+    (`..`, a leading dot) gets a digest of itself, a run without a site `unknown-site`."""
+    if not site or site == "none":
+        return "unknown-site"
+    if _SITE_FILE_NAME.match(site):
+        return site
+    return "site-" + hashlib.sha256(site.encode()).hexdigest()[:16]
 
 
 def allure_binary(explicit: str | Path | None = None) -> Path:
@@ -76,13 +114,14 @@ def allure_binary(explicit: str | Path | None = None) -> Path:
     return chosen.resolve()
 
 
-def _config(paths: ReportPaths, name: str) -> dict[str, object]:
+def _config(paths: ReportPaths, name: str, variables: Mapping[str, str]) -> dict[str, object]:
     return {
         "name": name,
-        "output": str(paths.html),
+        "output": str(paths.allure_html),
         "historyPath": str(paths.history),
         "historyLimit": HISTORY_LIMIT,
         "categories": {"rules": [category.as_allure() for category in CATEGORIES]},
+        "variables": {MASKER.mask(k): MASKER.mask(v) for k, v in variables.items()},
         "plugins": {
             "awesome": {
                 "options": {
@@ -96,14 +135,23 @@ def _config(paths: ReportPaths, name: str) -> dict[str, object]:
     }
 
 
-def render(paths: ReportPaths, *, name: str, allure: Path) -> Path:
-    """Render the results into `paths.html` (emptied first), append the run to the history, and
-    return the report's index.html."""
+def render(
+    paths: ReportPaths,
+    *,
+    name: str,
+    allure: Path,
+    first_page: str | None = None,
+    variables: Mapping[str, str] | None = None,
+) -> Path:
+    """Render the results into `paths.allure_html` (`paths.html` is emptied first), append the run
+    to the history, write `first_page` (else a page that links to the report) as
+    `paths.html/index.html` and return that page. `variables` head Allure's own first page."""
     shutil.rmtree(paths.html, ignore_errors=True)
     paths.config.parent.mkdir(parents=True, exist_ok=True)
     paths.history.parent.mkdir(parents=True, exist_ok=True)
     paths.results.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(json.dumps(_config(paths, name), indent=2) + "\n", encoding="utf-8")
+    config = _config(paths, name, variables or {})
+    paths.config.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     command = [str(allure), "generate", "--config", str(paths.config), str(paths.results)]
     try:
         done = subprocess.run(
@@ -116,10 +164,12 @@ def render(paths: ReportPaths, *, name: str, allure: Path) -> Path:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ReportError(f"{allure} generate could not run: {exc}") from None
-    index = paths.html / "index.html"
-    if done.returncode != 0 or not index.is_file():
+    if done.returncode != 0 or not (paths.allure_html / "index.html").is_file():
         tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
         raise ReportError(f"{allure} generate exited {done.returncode}: {tail or 'no output'}")
+    index = paths.html / "index.html"
+    entry = first_page if first_page is not None else entry_page(name, paths.allure_href)
+    index.write_text(entry, encoding="utf-8")
     for page in sorted(paths.html.rglob("*.htm*")):
         page.write_text(strip_tracking(page.read_text(encoding="utf-8")), encoding="utf-8")
     leftovers = find_external_urls(paths.html)

@@ -28,17 +28,20 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from smartid.masking import MASKER
+from smartid.report.context import RunContext, read_context
 from smartid.report.html import ReportError, ReportPaths, allure_binary, render
 from smartid.report.results import TestRecord, categorize, read_environment, read_results
+from smartid.report.seam import SEVERITIES
+from smartid.report.signoff import BLOCKED, FirstPage, SignOff, first_page
 
-__all__ = ["Summary", "exit_code", "finish", "main", "run", "summarize"]
+__all__ = ["Summary", "exit_code", "finish", "main", "run", "sign_off", "summarize"]
 
 SERIOUS = ("blocker", "critical")
 _PROBLEM = ("failed", "broken")
@@ -58,6 +61,17 @@ class Summary:
     exit: int
     verdict: str
     records: tuple[TestRecord, ...]
+    signoff: SignOff
+    context: RunContext
+
+    def _run_context_json(self) -> dict[str, Any]:
+        """What the run was pointed at, and the sign-off sentence."""
+        return {
+            "endpoints": dict(self.context.endpoints),
+            "lab_faults": list(self.context.lab_faults),
+            "waivers_in_force": self.context.waivers_json(),
+            "signoff": self.signoff.text,
+        }
 
     def as_json(self) -> dict[str, Any]:
         records = self.records
@@ -67,6 +81,7 @@ class Summary:
         return {
             "site": self.site,
             "target": self.target,
+            **self._run_context_json(),
             "start": self.start.isoformat(timespec="seconds") if self.start else None,
             "duration_seconds": round(self.duration, 3) if self.duration is not None else None,
             "pytest_exit": self.pytest_exit,
@@ -126,6 +141,35 @@ def exit_code(records: Sequence[TestRecord], pytest_exit: int | None) -> tuple[i
     return 0, "passed"
 
 
+def _by_severity(records: Iterable[TestRecord]) -> str:
+    """`1 blocker, 2 critical`: most severe first (a severity of another tool's results last)."""
+    counts = Counter(r.severity for r in records)
+    order = [*SEVERITIES, *sorted(set(counts) - set(SEVERITIES))]
+    return ", ".join(f"{counts[level]} {level}" for level in order if counts[level])
+
+
+def sign_off(records: Sequence[TestRecord], pytest_exit: int | None) -> SignOff:
+    """The verdict in a QA owner's words, from the same results and policy as `exit_code()`:
+    "signed off" when the nightly exits 0, no blocker or critical check failed or was blocked,
+    and a check ran at all; else "not signed off: 1 blocker, 2 critical failed"."""
+    code, reason = exit_code(records, pytest_exit)
+    failed = [r for r in records if r.status in _PROBLEM]
+    serious = [r for r in failed if r.severity in SERIOUS]
+    # A blocker that could not run is not verified, whatever the exit code says.
+    unverified = [r for r in records if r.outcome == BLOCKED and r.severity in SERIOUS]
+    if code == 0 and not serious and not unverified:
+        if not records:
+            return SignOff(signed_off=False, text="not signed off: no check ran")
+        lesser = f" with {_by_severity(failed)} failed" if failed else ""
+        return SignOff(signed_off=True, text=f"signed off{lesser}")
+    parts = [f"{_by_severity(failed)} failed"] if failed else []
+    if unverified:
+        parts.append(f"{_by_severity(unverified)} blocked")
+    if code != 0 and not (code == 1 and (serious or unverified)):
+        parts.append(reason)  # the policy failed the run for a reason of its own
+    return SignOff(signed_off=False, text="not signed off: " + "; ".join(parts))
+
+
 def summarize(
     results_dir: Path,
     pytest_exit: int | None,
@@ -143,6 +187,7 @@ def summarize(
     if duration is None and starts and stops:
         duration = (max(stops) - min(starts)).total_seconds()
     code, verdict = exit_code(records, pytest_exit)
+    context = RunContext() if pytest_exit == _USAGE else read_context(results_dir)
     return Summary(
         site=environment.get("site"),
         target=environment.get("target"),
@@ -152,6 +197,8 @@ def summarize(
         exit=code,
         verdict=verdict,
         records=tuple(records),
+        signoff=sign_off(records, pytest_exit),
+        context=context,
     )
 
 
@@ -192,17 +239,55 @@ def finish(
     for warning in data["warnings"] if listing else ():
         print(f"  warning {warning['id']}: {warning['text']}")
     print(f"Summary: {reports / 'summary.json'}")
-    if pytest_exit == _USAGE:
+    return _report(reports, summary, allure)
+
+
+def _report_name(summary: Summary) -> str:
+    """The Allure report's name, which also names the run on the trend charts: when it ran."""
+    start = (summary.start or datetime.now(UTC)).astimezone(UTC)
+    site = f" {summary.site}" if summary.site else ""
+    return f"Smart ID verify:{site} {start:%Y-%m-%d %H:%M} UTC"
+
+
+def _report(reports: Path, summary: Summary, allure: Path | str | None) -> int:
+    """Print the sign-off, render the sign-off page and the Allure report with the site's own
+    trend (not after a site error) and return the exit code."""
+    print(f"Sign-off: {summary.signoff}")
+    paths = ReportPaths.under(reports, site=summary.site)
+    if summary.pytest_exit == _USAGE:
         # The results folder still holds an older run; a report from it would mislead.
         shutil.rmtree(paths.html, ignore_errors=True)
         return summary.exit
+    name = _report_name(summary)
+    page = FirstPage(
+        title=name,
+        signoff=summary.signoff,
+        exit=summary.exit,
+        verdict=summary.verdict,
+        site=summary.site,
+        target=summary.target,
+        start=summary.start,
+        duration=summary.duration,
+        context=summary.context,
+        records=summary.records,
+        allure_href=paths.allure_href,
+    )
+    variables = {"Sign-off": summary.signoff.text}
+    if summary.context.lab_faults:
+        variables["Lab faults on"] = ", ".join(summary.context.lab_faults)
     try:
-        name = f"Smart ID verify: {summary.site}" if summary.site else "Smart ID verify"
-        index = render(paths, name=name, allure=allure_binary(allure))
+        index = render(
+            paths,
+            name=name,
+            allure=allure_binary(allure),
+            first_page=first_page(page),
+            variables=variables,
+        )
     except ReportError as exc:
         print(f"Report: not written: {exc}", file=sys.stderr)
         return summary.exit or _INTERNAL
-    print(f"Report: {index} (trend history in {paths.history})")
+    print(f"Report: {index} (the Allure report beside it: {paths.allure_html / 'index.html'})")
+    print(f"Trend history of site {summary.site or 'unknown'}: {paths.history}")
     return summary.exit
 
 

@@ -133,7 +133,7 @@ class TestRecord:
     waived: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     outcome: str | None = None  # the suite's own outcome (smartid.verify.outcome.Status)
-    blocked_by: str | None = None  # "blocked by CONN-001[idm]: <its line>"
+    blocked_by: str | None = None  # "CONN-001[idm]: <its line>"
     category: str | None = None
 
     @property
@@ -162,6 +162,9 @@ def _time(millis: Any) -> datetime | None:
     if not isinstance(millis, int | float):
         return None
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+# Written by the check glue on a check that could not run; Allure shows such a check as skipped.
 
 
 def _record(data: Mapping[str, Any]) -> TestRecord:

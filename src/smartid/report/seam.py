@@ -35,6 +35,7 @@ __all__ = [
     "COMPONENT_LABEL",
     "OUTCOME_LABEL",
     "SEVERITIES",
+    "SITE_LABEL",
     "WAIVED_LABEL",
     "WARNING_LABEL",
     "Labels",
@@ -61,6 +62,7 @@ OUTCOME_LABEL = "smartid_outcome"
 BLOCKED_LABEL = "blocked_by"
 CATEGORY_LABEL = "smartid_category"
 COMPONENT_LABEL = "component"
+SITE_LABEL = "site"
 # The ids checks and setup steps start their docstring with (a waiver's check without its case).
 _CHECK_ID = re.compile(r"^[A-Z]+-\d{3}$")
 # allure's dynamic API is untyped; one Any-typed handle keeps mypy --strict quiet about each call.
@@ -109,6 +111,7 @@ class Labels:
     story: str | None = None
     doc_url: str | None = None
     severity: str = "normal"
+    site: str | None = None
 
 
 def labels_for(
@@ -119,6 +122,7 @@ def labels_for(
     doc_url: str | None = None,
     severity: str | None = None,
     case: str | None = None,
+    site: str | None = None,
 ) -> Labels:
     """The labels of a test from its docstring, its module's EPIC/STORY/DOC_URL and its severity.
 
@@ -134,7 +138,7 @@ def labels_for(
     check_id = first if _CHECK_ID.match(first) else None
     if title is not None and case:
         title = f"{title} [{case}]"
-    return Labels(title, check_id, epic, story, doc_url, chosen)
+    return Labels(title, check_id, epic, story, doc_url, chosen, site)
 
 
 def label_test(labels: Labels) -> None:
@@ -151,6 +155,12 @@ def label_test(labels: Labels) -> None:
         _dynamic.link(labels.doc_url, name="Vendor documentation")
     # A plain string: allure-pytest would write an enum member as its repr.
     _dynamic.label("severity", labels.severity)
+    if labels.site:
+        _dynamic.label(SITE_LABEL, labels.site)
+        # Allure 3 keys a test's history by its test case and its parameters, never by a label:
+        # a hidden parameter keeps one test on two sites two trends also where their results
+        # meet in one report (allure-pytest's own history id takes it in as well).
+        _dynamic.parameter(SITE_LABEL, labels.site, mode=allure.parameter_mode.HIDDEN)
 
 
 _warnings: list[str] = []
