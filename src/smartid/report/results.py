@@ -151,10 +151,11 @@ class TestRecord:
 
     @property
     def reason(self) -> str:
-        """The failure's or skip's message in one line."""
+        """The failure's or skip's message in one line; a check's failure (pytest.fail) without
+        pytest's "Failed: " in front, since the check's own line names the check."""
         for line in self.message.splitlines():
             if line.strip():
-                return " ".join(line.split())[:300]
+                return " ".join(line.split()).removeprefix("Failed: ")[:300]
         return ""
 
 
