@@ -15,7 +15,7 @@ TEST_WORKERS ?= auto
 NODE_STAMP := node_modules/.installed
 SITE ?=
 
-.PHONY: install demo test lint clean nightly node-install test-prerequisites
+.PHONY: install demo test lint clean nightly fleet node-install test-prerequisites
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,13 @@ test: test-prerequisites lint $(NODE_STAMP)
 # .venv/bin/python -m smartid.report.nightly run (see docs/operations.md).
 nightly: install $(NODE_STAMP)
 	$(BIN)/python -m smartid.report.nightly run $(if $(SITE),--site=$(SITE)) -- $(PYTEST_ARGS)
+
+# the nightly of every site in SITES (files or folders of *.toml), JOBS at a time (default: the
+# cores), then reports/fleet.json and reports/fleet-junit.xml (docs/fleet.md); exit: the worst site's.
+SITES ?= sites/lab.toml
+JOBS ?=
+fleet: install $(NODE_STAMP)
+	$(BIN)/python -m smartid.report.fleet run $(SITES) $(if $(JOBS),-j $(JOBS)) -- $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) reports/allure-results .lab .smartid

@@ -49,6 +49,15 @@ def _call(*argv: str, here: Path = ROOT) -> Invocation:
             ["nightly", "--site", "s.toml", "-k", "TLS"],
             [PY, "-m", "smartid.report.nightly", "run", f"--site={ROOT}/s.toml", "--", "-k", "TLS"],
         ),
+        (
+            ["fleet", "run", "sites", "-j", "2", "--reports", "out"],
+            [PY, "-m", "smartid.report.fleet", "run", f"{ROOT}/sites", "-j", "2"]
+            + [f"--reports={ROOT}/out"],
+        ),
+        (
+            ["fleet", "merge", "sites", "--", "-k", "TLS"],
+            [PY, "-m", "smartid.report.fleet", "merge", f"{ROOT}/sites", "--", "-k", "TLS"],
+        ),
         (["lab", "status"], [PY, "-m", "smartid.lab", "status"]),
         (
             ["lab", "fault", "on", "cm-down", "--state-dir", "x"],

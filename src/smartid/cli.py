@@ -5,6 +5,8 @@
     smartid health [--site PATH] [PYTEST_ARGS...]          verify's quick subset (pytest -m health)
     smartid nightly [--site PATH] [--reports DIR] [PYTEST_ARGS...]
                                                            verify with its reports (make nightly)
+    smartid fleet run SITE_OR_FOLDER... [-j N] [--timeout S] [--only NAME] [--reports DIR]
+    smartid fleet merge DIR... [--reports DIR]               many sites, one overview (make fleet)
     smartid lab serve|reset|status|faults|fault|hermod-refresh [...]
                                                            the embedded lab (smartid-lab)
 
@@ -15,10 +17,11 @@ in; every other argument goes to pytest as it is (after `--`, also what looks li
 Each command runs in a subprocess, in the suite's folder (the checkout with pytest.ini and
 setup_steps/ around the current folder, else the one this package is installed from), as the
 README documents it: `python -m pytest -m setup ...`, `python -m smartid.report.nightly run ...`,
-`python -m smartid.lab ...`. A subprocess keeps pytest's own process, options and exit code
-exactly those of the documented command, and keeps pytest out of this package. The exit code is
-the subprocess's (pytest's: 0 passed, 1 failed, 2 interrupted, 3 internal error, 4 usage or site
-error, 5 nothing selected; 128 + N when a signal N ended it).
+`python -m smartid.report.fleet ...`, `python -m smartid.lab ...`. A subprocess keeps pytest's
+own process, options and exit code exactly those of the documented command, and keeps pytest
+out of this package. The exit code is the subprocess's (pytest's: 0 passed, 1 failed, 2
+interrupted, 3 internal error, 4 usage or site error, 5 nothing selected; 128 + N when a signal N
+ended it).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 __all__ = ["Invocation", "SmartidUsageError", "find_suite", "invocation", "main"]
 
 MARKERS = ("setup", "verify", "health")
-COMMANDS = (*MARKERS, "nightly", "lab")
+COMMANDS = (*MARKERS, "nightly", "fleet", "lab")
 # Options whose value is a path, taken from the folder smartid is started in.
 _PYTEST_PATHS = ("--site", "--lab-state")
 _NIGHTLY_PATHS = ("--site", "--reports", "--allure")
@@ -131,6 +134,15 @@ def invocation(argv: Sequence[str], *, here: Path) -> tuple[Invocation | None, b
             f"no suite found: run smartid inside the suite's checkout (a folder with pytest.ini "
             f"and setup_steps/), not in {here}"
         )
+    if command == "fleet":
+        taken, rest = _take_paths(rest, ("--reports",), here)
+        # The sites and reports folders named, as paths from the folder smartid started in.
+        named = [
+            _absolute(arg, here) if not arg.startswith("-") and (here / arg).exists() else arg
+            for arg in rest
+        ]
+        fleet = [python, "-m", "smartid.report.fleet", *named, *taken]
+        return Invocation([*fleet, *(["--", *verbatim] if verbatim else [])], suite, env), verbose
     if command == "nightly":
         taken, rest = _take_paths(rest, _NIGHTLY_PATHS, here)
         lab, rest = _take_paths(rest, ("--lab-state",), here)

@@ -1,0 +1,339 @@
+"""Many sites at once: the nightly verify of each site in its own process, and one overview
+(docs/fleet.md).
+
+    python -m smartid.report.fleet run SITE_OR_FOLDER... [-j N] [--timeout S] [--only NAME]
+                                        [--reports DIR] [-- PYTEST_ARGS...]
+    python -m smartid.report.fleet merge DIR... [--reports DIR]
+
+`run` starts `python -m smartid.report.nightly run` for each site file (a folder stands for its
+`*.toml` files), at most N at a time (default: the number of cores), each bounded by `--timeout`
+seconds (default 900) and each writing its own reports folder, `reports/sites/<name>/` (its
+summary, JUnit, HTML report and trend history), and its own output log there (`nightly.log`).
+A site's unusable file (exit 4), crash or timeout never stops the others: it is a row of the
+fleet's result with its one sentence. Then `merge` runs over those folders.
+
+`merge` reads sites' reports folders, made here or by other machines (a CI matrix job per site),
+and writes `reports/fleet.json` (one entry per site: name, target, verdict, exit code, duration,
+counts by status, failed and waived check ids with one line each) and `reports/fleet-junit.xml`
+(every site's JUnit suites, each named after its site). The terminal ends with one line per site.
+
+The fleet's exit code is the worst site's, with the nightly's meanings: 4 (a site's file or setup
+is unusable) over 3 (internal error) over 2 (interrupted, or the site did not finish in time)
+over 1 (a blocker or critical check failed) over 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from defusedxml import ElementTree as SafeET
+
+from smartid.masking import MASKER
+
+__all__ = ["FleetSite", "SiteRow", "find_sites", "main", "merge", "run", "worst"]
+
+# Worst first: the fleet's exit code is the first of these that any site has.
+_SEVERITY_OF_EXIT = (4, 3, 2, 1, 0)
+DEFAULT_TIMEOUT = 900.0
+_SITES = "sites"
+
+
+@dataclass(frozen=True)
+class FleetSite:
+    """One site of the fleet: its file and the name its reports folder takes."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    """How one site's run ended, as `fleet.json` holds it."""
+
+    name: str
+    exit: int
+    verdict: str
+    target: str | None = None
+    duration_seconds: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    waived: list[dict[str, str]] = field(default_factory=list)
+    reports: str | None = None
+
+    def line(self) -> str:
+        took = f", {self.duration_seconds:.1f} s" if self.duration_seconds is not None else ""
+        return f"{self.name}: exit {self.exit}: {self.verdict}{took}"
+
+
+def _site_name(path: Path) -> str:
+    """The site's `name` where its file can be read, else the file's stem (the suite's own
+    default); an unreadable file is the site's run to report, not the fleet's."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return path.stem
+    name = data.get("name")
+    return name if isinstance(name, str) and name and "/" not in name else path.stem
+
+
+def find_sites(arguments: Sequence[str | Path]) -> list[FleetSite]:
+    """Each site file named, each `*.toml` of a folder named, in name order; two files with one
+    site name are a usage error (their reports would mix)."""
+    files: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            files += sorted(path.glob("*.toml"))
+        else:
+            files.append(path)
+    sites = [FleetSite(_site_name(p), p.resolve()) for p in files]
+    seen: dict[str, Path] = {}
+    for site in sites:
+        if site.name in seen:
+            raise ValueError(
+                f"sites {seen[site.name]} and {site.path} are both named '{site.name}': "
+                "give one of them another `name`"
+            )
+        seen[site.name] = site.path
+    return sites
+
+
+def worst(codes: Sequence[int]) -> int:
+    for code in _SEVERITY_OF_EXIT:
+        if code in codes:
+            return code
+    return max(codes, default=0)
+
+
+def _run_site(
+    site: FleetSite, reports: Path, timeout: float, pytest_args: Sequence[str]
+) -> tuple[int, str | None]:
+    """The site's nightly in its own process group, its output in its folder's nightly.log;
+    (exit code, why it did not finish) ."""
+    folder = reports / _SITES / site.name
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "smartid.report.nightly",
+        "run",
+        f"--site={site.path}",
+        f"--reports={folder}",
+    ]
+    if pytest_args:
+        command += ["--", *pytest_args]
+    with (folder / "nightly.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            return process.wait(timeout=timeout), None
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return 2, f"did not finish within {timeout:g} s and was stopped"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _site_error(path: Path) -> str | None:
+    """The first sentence pytest printed about an unusable site (its `ERROR:` lines)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
+    return " ".join(errors[0].split())[:300] if errors else None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if line.strip():
+            return " ".join(line.split())[:300]
+    return ""
+
+
+def site_row(
+    name: str, folder: Path, *, exit_code: int | None = None, why: str | None = None
+) -> SiteRow:
+    """The row of a site from its reports folder: its summary.json where it has one; else the
+    exit code and the last line it printed (a site error names its file there)."""
+    summary = _read_json(folder / "summary.json")
+    if summary is None or why is not None:
+        code = exit_code if exit_code is not None else 3
+        verdict = why or _last_line(folder / "nightly.log") or "no summary.json was written"
+        return SiteRow(name, code, MASKER.mask(verdict), reports=str(folder))
+    counts = summary.get("counts") or {}
+    code = int(summary.get("exit", exit_code if exit_code is not None else 3))
+    verdict = str(summary.get("verdict", ""))
+    if code == 4:
+        verdict = _site_error(folder / "nightly.log") or verdict
+    return SiteRow(
+        name=str(summary.get("site") or name),
+        exit=code,
+        verdict=MASKER.mask(verdict),
+        target=summary.get("target"),
+        duration_seconds=summary.get("duration_seconds"),
+        counts={str(k): int(v) for k, v in counts.items()},
+        failed=[
+            {"id": str(f.get("id")), "line": str(f.get("reason", ""))}
+            for f in summary.get("failed", [])
+        ],
+        waived=[
+            {"id": str(w.get("id")), "line": str(w.get("reason", ""))}
+            for w in summary.get("waived", [])
+        ],
+        reports=str(folder),
+    )
+
+
+def _merged_junit(folders: Sequence[tuple[str, Path]], target: Path) -> Path:
+    suites = ET.Element("testsuites")
+    for name, folder in folders:
+        path = folder / "junit.xml"
+        if not path.is_file():
+            continue
+        try:
+            root = SafeET.parse(path).getroot()
+        except (SafeET.ParseError, OSError):
+            continue
+        if root is None:
+            continue
+        for suite in [root] if root.tag == "testsuite" else list(root.iter("testsuite")):
+            suite.set("name", f"{name}: {suite.get('name', 'pytest')}")
+            for case in suite.iter("testcase"):
+                case.set("classname", f"{name}.{case.get('classname', '')}")
+            suites.append(suite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suites).write(target, encoding="utf-8", xml_declaration=True)
+    return target
+
+
+def merge(
+    folders: Sequence[Path],
+    reports: Path,
+    *,
+    outcomes: dict[str, tuple[int, str | None]] | None = None,
+) -> tuple[int, list[SiteRow]]:
+    """fleet.json and the merged JUnit from sites' reports folders (a folder's name is its
+    site's name); the fleet's exit code and its rows."""
+    named = [(folder.name, folder) for folder in folders]
+    rows = []
+    for name, folder in named:
+        code, why = (outcomes or {}).get(name, (None, None))
+        rows.append(site_row(name, folder, exit_code=code, why=why))
+    code = worst([row.exit for row in rows])
+    reports.mkdir(parents=True, exist_ok=True)
+    fleet = {
+        "exit": code,
+        "sites": [asdict(row) for row in rows],
+        "counts": {
+            "sites": len(rows),
+            **{str(c): sum(1 for r in rows if r.exit == c) for c in sorted({r.exit for r in rows})},
+        },
+    }
+    (reports / "fleet.json").write_text(
+        MASKER.mask(json.dumps(fleet, indent=2)) + "\n", encoding="utf-8"
+    )
+    _merged_junit(named, reports / "fleet-junit.xml")
+    return code, rows
+
+
+def run(
+    sites: Sequence[FleetSite],
+    reports: Path,
+    *,
+    jobs: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    pytest_args: Sequence[str] = (),
+) -> tuple[int, list[SiteRow]]:
+    """Each site's nightly, at most `jobs` at a time; then `merge` over their folders."""
+    outcomes: dict[str, tuple[int, str | None]] = {}
+
+    def one(site: FleetSite) -> None:
+        began = time.monotonic()
+        outcomes[site.name] = _run_site(site, reports, timeout, pytest_args)
+        took = time.monotonic() - began
+        print(f"fleet: {site.name}: exit {outcomes[site.name][0]} ({took:.1f} s)", flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(one, sites))
+    folders = [reports / _SITES / site.name for site in sites]
+    return merge(folders, reports, outcomes=outcomes)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m smartid.report.fleet", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    commands = parser.add_subparsers(dest="command", required=True)
+    go = commands.add_parser("run", help="verify each site, then merge")
+    go.add_argument("sites", nargs="+", metavar="SITE_OR_FOLDER")
+    go.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N")
+    go.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S")
+    go.add_argument("--only", default=None, metavar="NAME", help="run only the site named NAME")
+    together = commands.add_parser("merge", help="fleet.json and JUnit from reports folders")
+    together.add_argument("folders", nargs="+", type=Path, metavar="DIR")
+    for sub in (go, together):
+        sub.add_argument(
+            "--reports",
+            type=Path,
+            default=Path(os.environ.get("SMARTID_REPORTS") or "reports"),
+            metavar="DIR",
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    split = args_in.index("--") if "--" in args_in else len(args_in)
+    args = _parser().parse_args(args_in[:split])
+    pytest_args = args_in[split + 1 :]
+    reports = args.reports.resolve()
+    if args.command == "merge":
+        code, rows = merge([f.resolve() for f in args.folders], reports)
+    else:
+        try:
+            sites = find_sites(args.sites)
+        except ValueError as exc:
+            print(f"fleet: {exc}", file=sys.stderr)
+            return 4
+        if args.only is not None:
+            sites = [s for s in sites if s.name == args.only]
+            if not sites:
+                print(f"fleet: no site is named '{args.only}'", file=sys.stderr)
+                return 4
+        code, rows = run(
+            sites, reports, jobs=args.jobs, timeout=args.timeout, pytest_args=pytest_args
+        )
+    print(f"Smart ID fleet: {len(rows)} site(s), exit {code}")
+    for row in rows:
+        print(f"  {row.line()}")
+    print(f"Fleet: {reports / 'fleet.json'} (JUnit: {reports / 'fleet-junit.xml'})")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

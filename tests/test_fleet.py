@@ -1,0 +1,129 @@
+"""A fleet of sites verified by one command (smartid.report.fleet, docs/fleet.md): each site in
+its own process with its own reports folder; an unusable site file and a site that does not
+finish in time are rows of the result, never a stop; the exit code is the worst site's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from defusedxml import ElementTree
+
+from smartid.masking import Secret, find_leaks
+from smartid.report.fleet import find_sites, worst
+from tests.helpers import ROOT
+from tests.servers import silent_listener
+from tests.setuplab import SetUpLab, set_up_lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+LAB_SITE = (ROOT / "sites" / "lab.toml").read_text()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SetUpLab]:
+    with set_up_lab(tmp_path_factory.mktemp("fleet")) as ready:
+        yield ready
+
+
+def _fleet(lab: SetUpLab, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smartid.report.fleet", *args],
+        cwd=ROOT,
+        env={**os.environ, **lab.env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_the_worst_exit_code_wins() -> None:
+    assert worst([0, 1, 0]) == 1
+    assert worst([1, 2, 0]) == 2
+    assert worst([2, 4, 3, 1]) == 4
+    assert worst([]) == 0
+
+
+def test_two_site_files_with_one_name_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('name = "same"\ntarget = "lab"\n')
+    (tmp_path / "b.toml").write_text('name = "same"\ntarget = "lab"\n')
+    with pytest.raises(ValueError, match="are both named 'same'"):
+        find_sites([tmp_path])
+
+
+def test_a_fleet_gives_each_site_its_row_and_the_worst_exit_code(
+    lab: SetUpLab, tmp_path: Path
+) -> None:
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "good.toml").write_text(f'name = "good"\n{LAB_SITE}')
+    # The same lab judged by a stricter policy: every certificate's key is too small for it.
+    strict = "\n[tls]\nmin_rsa_bits = 8192\nmin_ec_bits = 521\n"
+    (sites / "strict.toml").write_text(f'name = "strict"\n{LAB_SITE}{strict}')
+    (sites / "broken.toml").write_text('name = "broken"\ntarget = "nowhere"\n')
+    with silent_listener() as port:
+        (sites / "silent.toml").write_text(
+            'name = "silent"\ntarget = "remote"\n\n[tls]\nread_timeout = 120\n\n'
+            f'[[endpoints]]\nname = "quiet"\nurl = "https://127.0.0.1:{port}/"\n'
+        )
+        reports = tmp_path / "reports"
+        done = _fleet(lab, "run", str(sites), "-j", "2", "--timeout", "15", f"--reports={reports}")
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    assert "Traceback" not in output
+    fleet = json.loads((reports / "fleet.json").read_text())
+    rows = {row["name"]: row for row in fleet["sites"]}
+    assert {name: row["exit"] for name, row in rows.items()} == {
+        "broken": 4,
+        "good": 0,
+        "silent": 2,
+        "strict": 1,
+    }, output
+    assert "did not finish within 15 s" in rows["silent"]["verdict"]
+    assert "target" in rows["broken"]["verdict"], rows["broken"]  # the site error's sentence
+    assert rows["good"]["counts"]["passed"] >= 30
+    assert {f["id"] for f in rows["strict"]["failed"]} == {"TLS-004"}
+    # Each site has its own reports, and the terminal ends with one line per site.
+    for name in ("good", "strict"):
+        assert (reports / "sites" / name / "summary.json").is_file()
+        assert (reports / "sites" / name / "html" / "index.html").is_file()
+        assert (reports / "sites" / name / "history" / f"{name}.jsonl").is_file()
+    tail = done.stdout.strip().splitlines()[-6:]
+    assert tail[0] == "Smart ID fleet: 4 site(s), exit 4", output
+    assert tail[-1].startswith("Fleet: "), output
+    assert [line.split(":", 1)[0].strip() for line in tail[1:-1]] == [
+        "broken",
+        "good",
+        "silent",
+        "strict",
+    ]
+    junit = ElementTree.parse(reports / "fleet-junit.xml").getroot()
+    names = {suite.get("name", "").split(":", 1)[0] for suite in junit.iter("testsuite")}
+    assert {"good", "strict"} <= names
+    # The lab's secrets are in no report of the fleet.
+    secrets = [Secret(value, name) for name, value in lab.state.secrets().items()]
+    assert find_leaks(reports, secrets) == []
+
+
+def test_merge_builds_the_fleet_from_reports_folders_made_elsewhere(
+    lab: SetUpLab, tmp_path: Path
+) -> None:
+    site = tmp_path / "one.toml"
+    site.write_text(f'name = "one"\n{LAB_SITE}')
+    elsewhere = tmp_path / "job-one"
+    done = _fleet(lab, "run", str(site), "--only", "one", f"--reports={elsewhere}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    merged = tmp_path / "merged"
+    again = _fleet(lab, "merge", str(elsewhere / "sites" / "one"), f"--reports={merged}")
+    assert again.returncode == 0, again.stdout + again.stderr
+    fleet = json.loads((merged / "fleet.json").read_text())
+    assert [(row["name"], row["exit"]) for row in fleet["sites"]] == [("one", 0)]
+    nothing = _fleet(lab, "run", str(site), "--only", "two", f"--reports={elsewhere}")
+    assert nothing.returncode == 4
+    assert "no site is named 'two'" in nothing.stderr
