@@ -14,6 +14,7 @@ from smartid.cli import Invocation, SmartidUsageError, find_suite, invocation
 from tests.helpers import ROOT
 
 PY = sys.executable
+OUT = [f"--reports={ROOT}/out"]
 SMARTID = str(Path(sys.executable).parent / "smartid")
 # The interpreter the installed script runs (its #! line): python or python3, as pip wrote it.
 SCRIPT_PY = Path(SMARTID).read_text(encoding="utf-8").splitlines()[0].removeprefix("#!")
@@ -51,8 +52,7 @@ def _call(*argv: str, here: Path = ROOT) -> Invocation:
         ),
         (
             ["fleet", "run", "sites", "-j", "2", "--reports", "out"],
-            [PY, "-m", "smartid.report.fleet", "run", f"{ROOT}/sites", "-j", "2"]
-            + [f"--reports={ROOT}/out"],
+            [PY, "-m", "smartid.report.fleet", "run", f"{ROOT}/sites", "-j", "2", *OUT],
         ),
         (
             ["fleet", "merge", "sites", "--", "-k", "TLS"],

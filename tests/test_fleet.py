@@ -4,8 +4,10 @@ finish in time are rows of the result, never a stop; the exit code is the worst 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -106,6 +108,18 @@ def test_a_fleet_gives_each_site_its_row_and_the_worst_exit_code(
     junit = ElementTree.parse(reports / "fleet-junit.xml").getroot()
     names = {suite.get("name", "").split(":", 1)[0] for suite in junit.iter("testsuite")}
     assert {"good", "strict"} <= names
+    # One report of the fleet: a first page with a row per site, and the Allure report with the
+    # sites that finished as its environments.
+    page = (reports / "fleet" / "html" / "index.html").read_text()
+    for name in ("broken", "good", "silent", "strict"):
+        assert f">{name}<" in page
+    assert 'href="../../sites/good/html/index.html"' in page
+    allure = (reports / "fleet" / "html" / "allure" / "index.html").read_text()
+    encoded = re.search(r'/environments\.json","([A-Za-z0-9+/=]+)"', allure)
+    assert encoded is not None
+    environments = {e["id"] for e in json.loads(base64.b64decode(encoded.group(1)))}
+    assert {"good", "strict"} <= environments
+    assert not {"broken", "silent"} & environments
     # The lab's secrets are in no report of the fleet.
     secrets = [Secret(value, name) for name, value in lab.state.secrets().items()]
     assert find_leaks(reports, secrets) == []

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,8 @@ from xml.etree import ElementTree as ET
 from defusedxml import ElementTree as SafeET
 
 from smartid.masking import MASKER
+from smartid.report.html import ReportError, ReportPaths, allure_binary, render
+from smartid.report.signoff import FleetLine, fleet_page
 
 __all__ = ["FleetSite", "SiteRow", "find_sites", "main", "merge", "run", "worst"]
 
@@ -232,14 +235,73 @@ def _merged_junit(folders: Sequence[tuple[str, Path]], target: Path) -> Path:
     return target
 
 
+# What a site's results folder holds about its own run only: not merged into the fleet's.
+_RUN_FILES = frozenset({"environment.properties", "smartid-run.json", "executor.json"})
+
+
+def fleet_report(
+    named: Sequence[tuple[str, Path]],
+    rows: Sequence[SiteRow],
+    code: int,
+    reports: Path,
+    *,
+    allure: Path | str | None = None,
+) -> Path:
+    """One Allure Report 3 HTML of every site's results, the sites as environments, under
+    `reports/fleet/html/`, with a first page of one row per site."""
+    folder = reports / "fleet"
+    paths = ReportPaths(
+        results=folder / "allure-results",
+        html=folder / "html",
+        history=folder / "history.jsonl",
+        config=folder / "allurerc.json",
+    )
+    shutil.rmtree(paths.results, ignore_errors=True)
+    paths.results.mkdir(parents=True)
+    # The sites whose run finished with results; a stopped run's partial results stay in its
+    # own folder.
+    finished = {row.name for row in rows if row.counts.get("total")}
+    for name, site_folder in named:
+        if name not in finished:
+            continue
+        for path in sorted((site_folder / "allure-results").glob("*")):
+            if path.is_file() and path.name not in _RUN_FILES:
+                shutil.copy2(path, paths.results / path.name)
+    lines = [
+        FleetLine(
+            row.name,
+            row.exit,
+            row.verdict,
+            ", ".join(f"{n} {status}" for status, n in sorted(row.counts.items())),
+            _site_page(folder / "html", site_folder),
+        )
+        for row, (_, site_folder) in zip(rows, named, strict=True)
+    ]
+    title = f"Smart ID fleet: {len(rows)} site(s)"
+    page = fleet_page(title, code, lines, paths.allure_href)
+    sites = [row.name for row in rows if row.name in finished]
+    return render(
+        paths, name=title, allure=allure_binary(allure), first_page=page, environments=sites
+    )
+
+
+def _site_page(fleet_html: Path, site_folder: Path) -> str | None:
+    page = site_folder / "html" / "index.html"
+    if not page.is_file():
+        return None
+    return os.path.relpath(page, fleet_html)
+
+
 def merge(
     folders: Sequence[Path],
     reports: Path,
     *,
     outcomes: dict[str, tuple[int, str | None]] | None = None,
+    render_report: bool = True,
+    allure: Path | str | None = None,
 ) -> tuple[int, list[SiteRow]]:
-    """fleet.json and the merged JUnit from sites' reports folders (a folder's name is its
-    site's name); the fleet's exit code and its rows."""
+    """fleet.json, the merged JUnit and the fleet's report from sites' reports folders (a
+    folder's name is its site's name); the fleet's exit code and its rows."""
     named = [(folder.name, folder) for folder in folders]
     rows = []
     for name, folder in named:
@@ -259,6 +321,13 @@ def merge(
         MASKER.mask(json.dumps(fleet, indent=2)) + "\n", encoding="utf-8"
     )
     _merged_junit(named, reports / "fleet-junit.xml")
+    if render_report:
+        try:
+            index = fleet_report(named, rows, code, reports, allure=allure)
+            print(f"Fleet report: {index}")
+        except ReportError as exc:
+            print(f"Fleet report: not written: {exc}", file=sys.stderr)
+            code = worst([code, 3])
     return code, rows
 
 

@@ -29,7 +29,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 from smartid.masking import MASKER
 from smartid.report.results import CATEGORIES
+from smartid.report.seam import SITE_LABEL
 from smartid.report.signoff import entry_page
 
 __all__ = [
@@ -135,6 +136,21 @@ def _config(paths: ReportPaths, name: str, variables: Mapping[str, str]) -> dict
     }
 
 
+def _environments_config(config: Mapping[str, object], sites: Sequence[str]) -> str:
+    """`allurerc.mjs`: the JSON config, and one environment per site whose matcher takes the
+    results labelled with that site. Every value is JSON, which JavaScript reads as it is."""
+    return (
+        f"const config = {json.dumps(config, indent=2)};\n"
+        f"const sites = {json.dumps(list(sites))};\n"
+        "config.environments = Object.fromEntries(sites.map((site) => [site, {\n"
+        "  matcher: ({ labels }) =>\n"
+        f"    labels.some((label) => label.name === {json.dumps(SITE_LABEL)} && "
+        "label.value === site),\n"
+        "}]));\n"
+        "export default config;\n"
+    )
+
+
 def render(
     paths: ReportPaths,
     *,
@@ -142,17 +158,26 @@ def render(
     allure: Path,
     first_page: str | None = None,
     variables: Mapping[str, str] | None = None,
+    environments: Sequence[str] = (),
 ) -> Path:
     """Render the results into `paths.allure_html` (`paths.html` is emptied first), append the run
     to the history, write `first_page` (else a page that links to the report) as
-    `paths.html/index.html` and return that page. `variables` head Allure's own first page."""
+    `paths.html/index.html` and return that page. `variables` head Allure's own first page.
+    `environments` (site names) make one Allure environment per site, matched by the results'
+    `site` label: the fleet's report."""
     shutil.rmtree(paths.html, ignore_errors=True)
     paths.config.parent.mkdir(parents=True, exist_ok=True)
     paths.history.parent.mkdir(parents=True, exist_ok=True)
     paths.results.mkdir(parents=True, exist_ok=True)
     config = _config(paths, name, variables or {})
-    paths.config.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    command = [str(allure), "generate", "--config", str(paths.config), str(paths.results)]
+    config_file = paths.config
+    if environments:
+        # Allure 3 matches a result to an environment with a function: a JavaScript config.
+        config_file = paths.config.with_suffix(".mjs")
+        config_file.write_text(_environments_config(config, environments), encoding="utf-8")
+    else:
+        config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    command = [str(allure), "generate", "--config", str(config_file), str(paths.results)]
     try:
         done = subprocess.run(
             command,

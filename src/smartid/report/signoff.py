@@ -28,7 +28,16 @@ from smartid.masking import MASKER
 from smartid.report.context import RunContext
 from smartid.report.results import TestRecord
 
-__all__ = ["BLOCKED", "FirstPage", "SignOff", "blocked_groups", "entry_page", "first_page"]
+__all__ = [
+    "BLOCKED",
+    "FirstPage",
+    "FleetLine",
+    "SignOff",
+    "blocked_groups",
+    "entry_page",
+    "first_page",
+    "fleet_page",
+]
 
 BLOCKED = "blocked"
 _NO_CAUSE = "root cause not recorded"
@@ -229,4 +238,38 @@ def first_page(page: FirstPage) -> str:
 def entry_page(title: str, allure_href: str) -> str:
     """A first page for a report without a verdict (a setup run): the link to the report."""
     body = f'<h1>{_t(title)}</h1>\n<p><a href="{_t(allure_href)}">Open the Allure report</a></p>\n'
+    return _document(title, body)
+
+
+@dataclass(frozen=True)
+class FleetLine:
+    """One site on the fleet's first page."""
+
+    name: str
+    exit: int
+    verdict: str
+    counts: str
+    href: str | None  # the site's own first page, relative to the fleet's
+
+
+def fleet_page(title: str, code: int, lines: Sequence[FleetLine], allure_href: str) -> str:
+    """The fleet's first page: the fleet's exit code, one row per site (linking to the site's
+    own sign-off page where it has one), and the link to the Allure report of every site."""
+    css = "verdict signed" if code == 0 else "verdict unsigned"
+    head = (
+        f'<section data-testid="fleet-verdict" class="{css}">\n'
+        f'<p class="sentence">{_t(f"{len(lines)} site(s), exit {code}")}</p>\n'
+        f'<p><a href="{_t(allure_href)}">Open the Allure report of the fleet</a>: every '
+        "site's checks, the sites as environments.</p>\n</section>\n"
+    )
+    rows = []
+    for line in lines:
+        name = f'<a href="{_t(line.href)}">{_t(line.name)}</a>' if line.href else _t(line.name)
+        cells = (_t(line.exit), _t(line.verdict), _t(line.counts))
+        rows.append(f"<tr><td>{name}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    table = (
+        "<table><thead><tr><th>site</th><th>exit</th><th>verdict</th><th>counts</th></tr>"
+        "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+    )
+    body = f"<h1>{_t(title)}</h1>\n{head}" + _section("fleet-sites", "Sites", table)
     return _document(title, body)
