@@ -51,6 +51,9 @@ def _component_expectations(c: str) -> dict[str, Caught]:
         f"{c}-cert-untrusted": Caught("TLS-001", c, (ENDPOINT, "Foreign Root CA")),
         f"{c}-cert-weak-key": Caught("TLS-004", c, (ENDPOINT, "1024-bit RSA key")),
         f"{c}-cert-sha1": Caught("TLS-005", c, (ENDPOINT, "signed with sha1")),
+        f"{c}-cert-cn-only": Caught(
+            "TLS-001", c, (ENDPOINT, "has no subjectAltName; 'CN=localhost' names the host only")
+        ),
         f"{c}-tls1-accepted": Caught("TLS-002", c, (ENDPOINT, "offering only TLSv1")),
         f"{c}-down": Caught("CONN-001", c, (ENDPOINT, "connection refused")),
     }

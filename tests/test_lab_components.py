@@ -177,7 +177,8 @@ def _handshake(state: LabState, component: str) -> str:
 
 
 def _observe_cert(state: LabState, component: str) -> str:
-    """The leaf as presented, verification off: key size and signature hash."""
+    """The leaf as presented, verification off: key size, signature hash, whether it has a
+    subjectAltName."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -194,7 +195,12 @@ def _observe_cert(state: LabState, component: str) -> str:
     assert der is not None
     leaf = x509.load_der_x509_certificate(der)
     algorithm = leaf.signature_hash_algorithm
-    return f"{leaf.public_key().key_size} bits, {algorithm.name if algorithm else '?'}"
+    try:
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        san = ""
+    except x509.ExtensionNotFound:
+        san = ", no SAN"
+    return f"{leaf.public_key().key_size} bits, {algorithm.name if algorithm else '?'}{san}"
 
 
 def _legacy(state: LabState, component: str) -> str:
@@ -344,6 +350,7 @@ def _expected(fault: str) -> tuple[str, str]:
         "cert-untrusted": ("handshake", "refused: "),
         "cert-weak-key": ("certificate", "1024 bits"),
         "cert-sha1": ("certificate", "sha1"),
+        "cert-cn-only": ("certificate", "no SAN"),
         "tls1-accepted": ("legacy", "TLSv1 accepted"),
         "down": ("handshake", "error: ConnectionRefusedError"),
     }

@@ -217,6 +217,74 @@ def test_failed_verification_is_one_blocker_keyed_by_reason_and_describing_the_c
     assert described in finding.observed
 
 
+# Host names: the subjectAltName only (RFC 9525), whatever OpenSSL let through
+
+
+def _named(server_name: str, *chain: Cert) -> HandshakeFacts:
+    return dataclasses.replace(_facts(*chain), server_name=server_name)
+
+
+def test_certificate_without_san_fails_though_openssl_matched_its_cn() -> None:
+    # OpenSSL (Python's ssl) falls back to the CN when there is no subjectAltName: ok=True.
+    facts = _named("localhost", PKI.leaf("localhost", hosts=()), PKI.issuing)
+    [finding] = judge_handshake(facts, POLICY)
+    assert (finding.key, finding.severity) == ("hostname", "blocker")
+    assert finding.observed == (
+        "'CN=localhost' has no subjectAltName; 'CN=localhost' names the host only in the CN, "
+        "which clients ignore (RFC 9525)"
+    )
+    assert finding.required == "a certificate whose subjectAltName names 'localhost'"
+
+
+def test_certificate_facts_tell_a_missing_san_and_the_cn() -> None:
+    facts = CertificateFacts.from_der(PKI.leaf("host.example", hosts=()).der)
+    assert (facts.has_subject_alt_name, facts.common_names) == (False, ("host.example",))
+    assert CertificateFacts.from_der(PKI.leaf().der).has_subject_alt_name is True
+
+
+@pytest.mark.parametrize(
+    ("server_name", "hosts", "named"),
+    [
+        pytest.param("localhost", ("localhost",), True, id="dns name"),
+        pytest.param("LocalHost.", ("localhost",), True, id="case and trailing dot"),
+        pytest.param("127.0.0.1", ("127.0.0.1",), True, id="ip in iPAddress"),
+        pytest.param("127.0.0.1", ("localhost",), False, id="ip against dns names only"),
+        pytest.param("localhost", ("127.0.0.1",), False, id="dns name against an iPAddress only"),
+        pytest.param("::1", ("0:0:0:0:0:0:0:1",), True, id="ipv6 in another spelling"),
+        pytest.param("a.example.com", ("*.example.com",), True, id="wildcard over one label"),
+        pytest.param("a.b.example.com", ("*.example.com",), False, id="wildcard over two labels"),
+        pytest.param("example.com", ("*.example.com",), False, id="wildcard over none"),
+        pytest.param("foo.example.com", ("f*.example.com",), False, id="partial wildcard"),
+        pytest.param("example", ("*",), False, id="bare wildcard"),
+    ],
+)
+def test_host_names_are_matched_against_the_san_only(
+    server_name: str, hosts: tuple[str, ...], named: bool
+) -> None:
+    # The CN names the server every time: it must never count.
+    facts = _named(server_name, PKI.leaf(server_name, hosts=hosts), PKI.issuing)
+    findings = judge_handshake(facts, POLICY)
+    assert findings == [] if named else _keys(findings) == ["hostname"]
+    if not named:
+        assert f"not '{server_name}' in its subjectAltName" in findings[0].observed
+
+
+def test_san_without_host_entries_is_told_as_such() -> None:
+    facts = _named("localhost", PKI.leaf(hosts=()))
+    cert = dataclasses.replace(facts.chain[0], has_subject_alt_name=True)
+    [finding] = judge_handshake(dataclasses.replace(facts, chain=(cert,)), POLICY)
+    assert "has a subjectAltName without dNSName or iPAddress entries" in finding.observed
+
+
+def test_failed_hostname_check_of_a_san_less_certificate_says_it_has_no_san() -> None:
+    facts = _facts(PKI.leaf("other.example", hosts=()), PKI.issuing, error=REASONS["hostname"])
+    [finding] = judge_handshake(facts, POLICY)
+    assert finding.key == "hostname"
+    assert "has no subjectAltName; 'CN=other.example' names the host only in the CN" in (
+        finding.observed
+    )
+
+
 def test_sha1_signature_that_fails_verification_is_keyed_by_the_hash(
     sha1_chain: tuple[CertificateFacts, ...],
 ) -> None:

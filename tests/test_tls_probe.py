@@ -198,6 +198,20 @@ def test_sha1_signed_certificate_fails_verification_and_is_described(lab: Lab) -
     assert [f.key for f in judge_handshake(facts, TlsPolicy())] == ["signature:sha1"]
 
 
+def test_certificate_without_san_passes_openssl_on_its_cn_and_fails_the_judge(lab: Lab) -> None:
+    # OpenSSL matches the CN when there is no subjectAltName; RFC 9525 clients do not.
+    cn_only = write_chain(lab.folder, "cn-only", lab.pki.leaf(hosts=()), lab.pki.issuing)
+    with tls_server(*cn_only) as port:
+        facts = observe(lab.target(port), legacy=False)
+    assert facts.ok, facts.error
+    assert facts.chain[0].has_subject_alt_name is False
+    [finding] = judge_handshake(facts, TlsPolicy())
+    assert finding.key == "hostname"
+    assert "has no subjectAltName; 'CN=localhost' names the host only in the CN" in (
+        finding.observed
+    )
+
+
 def test_server_accepting_tls10_is_seen_to_accept_it(lab: Lab) -> None:
     with tls_server(*lab.good, versions=TLS10_AND_UP, weak=True) as port:
         facts = observe(lab.target(port))

@@ -56,6 +56,10 @@ def _component_faults() -> dict[str, str]:
         )
         faults[f"{c}-cert-weak-key"] = f"{name} presents a certificate with an RSA-1024 key"
         faults[f"{c}-cert-sha1"] = f"{name} presents a SHA-1-signed server certificate"
+        faults[f"{c}-cert-cn-only"] = (
+            f"{name} presents a certificate without subjectAltName, naming localhost only in "
+            "its CN (which OpenSSL still matches, RFC 9525 clients do not)"
+        )
         faults[f"{c}-tls1-accepted"] = f"{name} accepts TLS 1.0 and TLS 1.1 handshakes"
         faults[f"{c}-down"] = f"{name} does not listen (connection refused)"
     return faults
@@ -185,6 +189,8 @@ def _issue_variant(pki: LabPKI, component: str, fault: str) -> ServerCredentials
         return pki.issue_server(name, rsa_bits=1024)
     if fault == "sha1":
         return _sha1_server(pki, name)
+    if fault == "cn-only":
+        return pki.issue_server(name, hosts=())
     raise LabError(f"no certificate variant for fault '{fault}'")
 
 
@@ -242,7 +248,9 @@ def _sha1_server(pki: LabPKI, name: str) -> ServerCredentials:
     return ServerCredentials(cert_path, key_path)
 
 
-_CERT_FAULTS = ("expired", "expiring-soon", "wrong-host", "untrusted", "weak-key", "sha1")
+_CERT_FAULTS = (
+    "expired", "expiring-soon", "wrong-host", "untrusted", "weak-key", "sha1", "cn-only"
+)  # fmt: skip
 _LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import NameOID
 
 __all__ = ["CertificateFacts", "ErrorKind", "HandshakeFacts"]
 
@@ -37,6 +38,10 @@ class CertificateFacts:
     signature_hash: str | None  # lowercase ("sha256", "sha1"); None for Ed25519/Ed448
     self_signed: bool
     sha256_fingerprint: str  # lowercase hex, no separators
+    # Whether the certificate has a subjectAltName extension at all (RFC 9525: clients match host
+    # names against its dNSName and iPAddress entries only, never the subject's CN).
+    has_subject_alt_name: bool = False
+    common_names: tuple[str, ...] = ()  # the subject's CN values, to describe a SAN-less one
 
     def __post_init__(self) -> None:
         for name in ("not_before", "not_after"):
@@ -50,11 +55,13 @@ class CertificateFacts:
         key_type, key_bits = _key_facts(cert)
         dns_names: tuple[str, ...] = ()
         ip_addresses: tuple[str, ...] = ()
+        has_san = False
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             pass
         else:
+            has_san = True
             dns_names = tuple(san.get_values_for_type(x509.DNSName))
             ip_addresses = tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
         return cls(
@@ -70,6 +77,10 @@ class CertificateFacts:
             signature_hash=_signature_hash(cert),
             self_signed=_self_signed(cert),
             sha256_fingerprint=hashlib.sha256(der).hexdigest(),
+            has_subject_alt_name=has_san,
+            common_names=tuple(
+                str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +97,8 @@ class CertificateFacts:
             "signature_hash": self.signature_hash,
             "self_signed": self.self_signed,
             "sha256_fingerprint": self.sha256_fingerprint,
+            "has_subject_alt_name": self.has_subject_alt_name,
+            "common_names": list(self.common_names),
         }
 
 
