@@ -15,6 +15,8 @@ from smartid.report import seam
 from smartid.site import Site
 from smartid.tls import (
     HandshakeFacts,
+    cipher_notes,
+    judge_ciphers,
     judge_client_auth,
     judge_expiry,
     judge_keys,
@@ -152,3 +154,35 @@ def test_client_certificate_demanded(
     client_auth = "required") refuses a client that has none."""
     facts = _facts(mtls_endpoint, tls_observations)
     findings.extend(judge_client_auth(facts, True), target=mtls_endpoint.named(facts.target))
+
+
+@pytest.mark.severity("critical")
+@pytest.mark.needs("reachable:{case}")
+def test_forbidden_cipher_suites_refused(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-007 In TLS 1.2 the endpoint refuses handshakes that offer only suites the site forbids
+    (static RSA, 3DES, RC4, NULL, EXPORT, anonymous by default); accepting CBC suites with forward
+    secrecy passes with a warning unless the site forbids them."""
+    facts = _facts(tls_endpoint, tls_observations)
+    where = tls_endpoint.named(facts.target)
+    if facts.error_kind in _NO_TLS:
+        findings.add(
+            "unobserved",
+            facts.error or "no TLS handshake",
+            "a TLS endpoint to offer each cipher family to",
+            where,
+        )
+        return
+    notes = cipher_notes(facts, site.tls)
+    if facts.tls12 is None:
+        findings.add("unobserved", notes[0], "each cipher family offered on its own", where)
+        return
+    findings.extend(judge_ciphers(facts, site.tls), target=where)
+    if notes:
+        seam.attach_text(f"cipher families of {tls_endpoint.id}", "\n".join(notes))
+        for note in notes:
+            findings.detail(note)

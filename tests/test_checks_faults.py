@@ -64,6 +64,9 @@ CAUGHT: dict[str, Caught] = {
     "cm-client-auth-not-required": Caught(
         "TLS-006", "cm", (ENDPOINT, "accepts a client without a certificate")
     ),
+    "hermod-static-rsa-accepted": Caught(
+        "TLS-007", "hermod", (ENDPOINT, "accepts AES", "in a TLS 1.2 handshake offering only kRSA")
+    ),
     "hermod-callback-refused": Caught(
         "CONN-005", None, ("messaging server 'Smart ID Messaging'", "HTTP 403")
     ),
@@ -173,7 +176,8 @@ ROOT_CAUSES = {
     "idm-down": RootCause(
         "CONN-001[idm]",
         frozenset({"CONN-001[idm]"}),
-        _IDM_READERS | _tls("idm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005"),
+        _IDM_READERS
+        | _tls("idm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007"),
     ),
     "idm-cert-expired": RootCause(
         "TLS-001[idm]",
@@ -190,13 +194,13 @@ ROOT_CAUSES = {
         "CONN-001[hermod]",
         frozenset({"CONN-001[hermod]"}),
         frozenset({"CONN-003", "CONN-005"})
-        | _tls("hermod", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005"),
+        | _tls("hermod", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007"),
     ),
     "cm-down": RootCause(
         "CONN-001[cm]",
         frozenset({"CONN-001[cm]"}),
         frozenset({"CONN-004", "CONN-006"})
-        | _tls("cm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-006"),
+        | _tls("cm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-006", "TLS-007"),
     ),
 }
 

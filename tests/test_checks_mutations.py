@@ -285,6 +285,13 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "Hermod accepts static RSA key exchange in TLS 1.2",
+        faults=("hermod-static-rsa-accepted",),
+        expect=(
+            Expect("TLS-007", (ENDPOINT, "in a TLS 1.2 handshake offering only kRSA"), ("hermod",)),
+        ),
+    ),
+    Mutation(
         "Hermod and CM accept TLS 1.0 and 1.1",
         faults=("hermod-tls1-accepted", "cm-tls1-accepted"),
         expect=(

@@ -226,6 +226,24 @@ def _legacy(state: LabState, component: str) -> str:
         return "TLSv1 refused"
 
 
+def _static_rsa(state: LabState, component: str) -> str:
+    """Whether a TLS 1.2 handshake offering only static-RSA suites is accepted."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("kRSA:@SECLEVEL=0")
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
+            context.wrap_socket(raw, do_handshake_on_connect=False) as tls,
+        ):
+            tls.do_handshake()
+            return "kRSA accepted"
+    except (OSError, ssl.SSLError):
+        return "kRSA refused"
+
+
 def _cm_without_certificate(state: LabState) -> str:
     context = ssl.create_default_context(cafile=str(state.pki.ca_bundle))
     request = b"GET /cm/api/v1/ping HTTP/1.0\r\nHost: localhost\r\n\r\n"
@@ -299,6 +317,7 @@ def _observe(state: LabState) -> dict[str, str]:
             seen[f"{component} handshake"] = _handshake(state, component)
             seen[f"{component} certificate"] = _observe_cert(state, component)
             seen[f"{component} legacy"] = _legacy(state, component)
+        seen["hermod kRSA"] = _static_rsa(state, "hermod")
         seen["cm without certificate"] = _cm_without_certificate(state)
         gc.collect()
     seen["callback as hermod"] = _callback(state, "hermod")
@@ -356,6 +375,7 @@ def _expected(fault: str) -> tuple[str, str]:
     }
     specific = {
         "cm-client-auth-not-required": ("cm without certificate", "401"),
+        "hermod-static-rsa-accepted": ("hermod kRSA", "kRSA accepted"),
         "hermod-callback-refused": ("callback as hermod", "403"),
         "idm-callback-anonymous": ("callback anonymous", "200"),
         "idm-config-signer-expired": ("idm download", "signer expired"),

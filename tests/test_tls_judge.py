@@ -17,9 +17,12 @@ import pytest
 from smartid.site import TlsPolicy
 from smartid.tls import (
     CertificateFacts,
+    CipherProbe,
     Finding,
     HandshakeFacts,
+    cipher_notes,
     judge_all,
+    judge_ciphers,
     judge_client_auth,
     judge_expiry,
     judge_handshake,
@@ -548,6 +551,87 @@ def test_server_refusing_our_client_certificate_is_a_client_certificate_blocker(
     findings = judge_all(facts, POLICY, client_auth_required=True if demanded else None)
     assert [(f.key, f.severity) for f in findings] == [("client-certificate", "blocker")]
     assert findings[0].required == "a client certificate the server accepts"
+
+
+# Cipher families in TLS 1.2 (TLS-007)
+
+CBC = POLICY.warn_ciphers[0]
+
+
+def _probed(*probes: CipherProbe, tls12: bool = True) -> HandshakeFacts:
+    asked = {p.family: p for p in probes}
+    every = tuple(asked.get(f, CipherProbe(f, True)) for f in POLICY.cipher_families)
+    return dataclasses.replace(_facts(PKI.leaf()), tls12=tls12, ciphers=every if tls12 else ())
+
+
+@pytest.mark.parametrize(
+    ("probe", "key", "severity"),
+    [
+        pytest.param(
+            CipherProbe("kRSA", True, True, "AES256-GCM-SHA384"), "cipher:kRSA", "critical",
+            id="static RSA",
+        ),
+        pytest.param(
+            CipherProbe("aNULL", True, True, "AECDH-AES256-SHA"), "cipher:aNULL", "critical",
+            id="anonymous",
+        ),
+        pytest.param(
+            CipherProbe(CBC, True, True, "ECDHE-RSA-AES128-SHA256"), f"cipher:{CBC}", "warning",
+            id="CBC with forward secrecy",
+        ),
+    ],
+)  # fmt: skip
+def test_an_accepted_family_is_a_finding_naming_the_suite(
+    probe: CipherProbe, key: str, severity: str
+) -> None:
+    [finding] = judge_ciphers(_probed(probe), POLICY)
+    assert (finding.key, finding.severity) == (key, severity)
+    assert finding.observed == (
+        f"accepts {probe.suite} in a TLS 1.2 handshake offering only {probe.family}"
+    )
+
+
+def test_refused_families_have_no_findings_and_unofferable_ones_are_not_probed() -> None:
+    facts = _probed(CipherProbe("RC4", False), CipherProbe("EXPORT", False))
+    assert judge_ciphers(facts, POLICY) == []
+    assert cipher_notes(facts, POLICY) == [
+        "not probed: this OpenSSL cannot offer RC4",
+        "not probed: this OpenSSL cannot offer EXPORT",
+    ]
+
+
+def test_a_site_that_forbids_cbc_fails_on_it() -> None:
+    policy = TlsPolicy(forbidden_ciphers=["kRSA", CBC])
+    facts = _probed(CipherProbe(CBC, True, True, "ECDHE-RSA-AES128-SHA"))
+    facts = dataclasses.replace(
+        facts, ciphers=tuple(p for p in facts.ciphers if p.family in policy.cipher_families)
+    )
+    assert policy.cipher_families == ("kRSA", CBC, POLICY.warn_ciphers[1])
+    assert [(f.key, f.severity) for f in judge_ciphers(facts, policy)] == [
+        (f"cipher:{CBC}", "critical")
+    ]
+
+
+def test_a_server_speaking_only_tls13_passes_with_a_note() -> None:
+    facts = _probed(tls12=False)
+    assert judge_ciphers(facts, POLICY) == []
+    [note] = cipher_notes(facts, POLICY)
+    assert note.startswith("negotiates only TLS 1.3")
+
+
+def test_unprobed_ciphers_are_noted_not_passed() -> None:
+    facts = _facts(PKI.leaf())
+    assert cipher_notes(facts, POLICY) == ["not probed: no cipher family was probed"]
+
+
+def test_a_cipher_probe_cannot_accept_what_it_never_offered() -> None:
+    with pytest.raises(ValueError, match="never offered"):
+        CipherProbe("RC4", offered=False, accepted=True)
+
+
+def test_cipher_families_are_strings_of_openssl_and_set_no_security_level() -> None:
+    with pytest.raises(ValueError, match="forbidden_ciphers"):
+        TlsPolicy(forbidden_ciphers=["kRSA:@SECLEVEL=0"])
 
 
 # All at once

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["CertificateFacts", "ErrorKind", "HandshakeFacts"]
+__all__ = ["CertificateFacts", "CipherProbe", "ErrorKind", "HandshakeFacts"]
 
 ErrorKind = Literal["tls", "connect", "timeout", "protocol"]
 
@@ -103,6 +103,29 @@ class CertificateFacts:
 
 
 @dataclass(frozen=True)
+class CipherProbe:
+    """One TLS 1.2-only handshake offering only the suites of one family (an OpenSSL cipher
+    string): whether this OpenSSL could offer any, and whether the server accepted one."""
+
+    family: str
+    offered: bool  # False: the local OpenSSL has no TLS 1.2 suite of the family to offer
+    accepted: bool = False
+    suite: str | None = None  # the suite agreed, when the handshake got that far
+
+    def __post_init__(self) -> None:
+        if self.accepted and not self.offered:
+            raise ValueError(f"CipherProbe {self.family}: accepted but never offered")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "offered": self.offered,
+            "accepted": self.accepted,
+            "suite": self.suite,
+        }
+
+
+@dataclass(frozen=True)
 class HandshakeFacts:
     """Everything one `observe()` of an endpoint learned; see `smartid.tls.probe.observe`."""
 
@@ -121,6 +144,10 @@ class HandshakeFacts:
     client_cert_demanded: bool | None  # None: not probed, or the probe could not tell
     legacy: Mapping[str, bool] = field(default_factory=dict)  # "TLSv1" -> accepted; {}: not probed
     duration_ms: float = 0.0
+    # A TLS 1.2-only handshake offering every suite was accepted (False: TLS 1.3 only); None:
+    # the cipher families were not probed.
+    tls12: bool | None = None
+    ciphers: tuple[CipherProbe, ...] = ()  # one per family probed, in the order asked
 
     def __post_init__(self) -> None:
         if self.observed_at.tzinfo is None:
@@ -148,6 +175,8 @@ class HandshakeFacts:
             "chain": [cert.to_dict() for cert in self.chain],
             "client_cert_demanded": self.client_cert_demanded,
             "legacy": dict(self.legacy),
+            "tls12": self.tls12,
+            "ciphers": [probe.to_dict() for probe in self.ciphers],
             "duration_ms": round(self.duration_ms, 3),
         }
 

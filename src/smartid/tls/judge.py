@@ -21,7 +21,9 @@ from smartid.tls.facts import CertificateFacts, HandshakeFacts
 __all__ = [
     "Finding",
     "Severity",
+    "cipher_notes",
     "judge_all",
+    "judge_ciphers",
     "judge_client_auth",
     "judge_expiry",
     "judge_handshake",
@@ -202,6 +204,51 @@ def judge_signatures(f: HandshakeFacts, policy: TlsPolicy) -> list[Finding]:
         for cert in _forbidden_signatures(f.chain, forbidden)
         if cert.signature_hash is not None
     ]
+
+
+def judge_ciphers(f: HandshakeFacts, policy: TlsPolicy) -> list[Finding]:
+    """In TLS 1.2 the server accepts no suite of a family the policy forbids (critical) and none
+    it warns of (a warning, which passes). What the probe could not tell is in `cipher_notes`."""
+    forbidden = set(policy.forbidden_ciphers)
+    probes = {probe.family: probe for probe in f.ciphers}
+    findings = []
+    for family in policy.cipher_families:
+        probe = probes.get(family)
+        if probe is None or not probe.accepted:
+            continue
+        suite = probe.suite or f"a suite of {family}"
+        observed = f"accepts {suite} in a TLS 1.2 handshake offering only {family}"
+        if family in forbidden:
+            required = f"no suite of {family} accepted ([tls] forbidden_ciphers)"
+            findings.append(Finding(f"cipher:{family}", "critical", observed, required, f.target))
+        else:
+            required = (
+                f"no suite of {family} accepted ([tls] warn_ciphers: CBC suites; move the "
+                "family to forbidden_ciphers to fail on it)"
+            )
+            findings.append(Finding(f"cipher:{family}", "warning", observed, required, f.target))
+    return findings
+
+
+def cipher_notes(f: HandshakeFacts, policy: TlsPolicy) -> list[str]:
+    """What the cipher probes could not judge, or judged without probing, one sentence each:
+    a family this OpenSSL cannot offer is "not probed", never a pass."""
+    if f.tls12 is None:
+        return ["not probed: no cipher family was probed"]
+    if not f.tls12:
+        return [
+            "negotiates only TLS 1.3 (a TLS 1.2 handshake offering every suite was refused): "
+            "TLS 1.3 has only AEAD suites with forward secrecy, so no family was probed"
+        ]
+    probes = {probe.family: probe for probe in f.ciphers}
+    notes = []
+    for family in policy.cipher_families:
+        probe = probes.get(family)
+        if probe is None:
+            notes.append(f"not probed: {family} (the observation did not ask for it)")
+        elif not probe.offered:
+            notes.append(f"not probed: this OpenSSL cannot offer {family}")
+    return notes
 
 
 def judge_client_auth(f: HandshakeFacts, required: bool) -> list[Finding]:
