@@ -273,6 +273,16 @@ def _callback(state: LabState, user: str | None) -> str:
     return str(response.status_code)
 
 
+def _hsts(state: LabState) -> str:
+    """IDM Operator's Strict-Transport-Security header at its root."""
+    with lab_session(state) as http:
+        try:
+            response = http.get(f"{state.endpoints()['idm_operator']}/")
+        except Exception as exc:  # any failure is an observation here
+            return f"error: {type(exc).__name__}"
+    return response.headers.get("Strict-Transport-Security", "none")
+
+
 def _download(state: LabState) -> str:
     """How the configuration download's signature and signer look."""
     try:
@@ -322,6 +332,7 @@ def _observe(state: LabState) -> dict[str, str]:
         gc.collect()
     seen["callback as hermod"] = _callback(state, "hermod")
     seen["callback anonymous"] = _callback(state, None)
+    seen["idm hsts"] = _hsts(state)
     seen["idm download"] = _download(state)
     seen["operator binding"] = _operator_binding(state)
     return seen
@@ -341,6 +352,7 @@ def baseline(lab: LabState) -> dict[str, str]:
     assert seen["callback as hermod"] == "200"
     assert seen["callback anonymous"] == "401"
     assert seen["idm download"] == "signer valid"
+    assert seen["idm hsts"].startswith("max-age=")
     assert seen["operator binding"] == "data pool Batch order"
     return seen
 
@@ -376,6 +388,7 @@ def _expected(fault: str) -> tuple[str, str]:
     specific = {
         "cm-client-auth-not-required": ("cm without certificate", "401"),
         "hermod-static-rsa-accepted": ("hermod kRSA", "kRSA accepted"),
+        "idm-hsts-missing": ("idm hsts", "none"),
         "hermod-callback-refused": ("callback as hermod", "403"),
         "idm-callback-anonymous": ("callback anonymous", "200"),
         "idm-config-signer-expired": ("idm download", "signer expired"),

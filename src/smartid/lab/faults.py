@@ -76,6 +76,9 @@ FAULTS: dict[str, str] = {
         "Identity Manager Operator refuses Hermod's callbacks (HTTP 403), so the messaging "
         "round trip breaks on its way back"
     ),
+    "idm-hsts-missing": (
+        "Identity Manager Admin and Operator answer without a Strict-Transport-Security header"
+    ),
     "idm-callback-anonymous": (
         "Identity Manager Operator's Hermod callback endpoint accepts anonymous calls"
     ),
