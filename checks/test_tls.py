@@ -25,7 +25,7 @@ from smartid.tls import (
 )
 from smartid.verify import Findings, TlsEndpoint
 from smartid.verify.depends import handshake_findings, refused_for_want_of_certificate
-from smartid.verify.hsts import HstsFacts, judge_hsts
+from smartid.verify.hsts import BrowserUi, HstsFacts, judge_hsts
 
 EPIC = "Acceptance checks"
 STORY = "TLS"
@@ -189,15 +189,10 @@ def test_forbidden_cipher_suites_refused(
             findings.detail(note)
 
 
-# The browser UIs: Hermod and CM serve machines, which HSTS does not concern.
-_UIS = {"idm": "IDM Admin", "idm-operator": "IDM Operator"}
-
-
 @pytest.mark.severity("minor")
 @pytest.mark.needs("verified:{case}")
-@pytest.mark.parametrize("ui", [pytest.param(case, id=case) for case in _UIS])
 def test_browser_uis_send_hsts(
-    ui: str,
+    browser_ui: BrowserUi,
     declared_idm: IdmSection,
     hsts_observations: dict[str, HstsFacts],
     site: Site,
@@ -205,8 +200,7 @@ def test_browser_uis_send_hsts(
 ) -> None:
     """TLS-008 IDM Admin and IDM Operator, the browser UIs, answer with Strict-Transport-Security
     whose max-age is at least the site's hsts_min_age."""
-    facts = hsts_observations.get(ui)
-    if facts is None:
-        pytest.skip("the site gives no [idm] operator_url")
-    seam.attach_json(f"HSTS answer of {_UIS[ui]}", vars(facts))
-    findings.extend(judge_hsts(facts, site.tls.hsts_min_age, f"{_UIS[ui]} {facts.url}"))
+    facts = hsts_observations[browser_ui.id]
+    seam.attach_json(f"HSTS answer of {browser_ui.label}", vars(facts))
+    target = f"{browser_ui.label} {facts.url}"
+    findings.extend(judge_hsts(facts, site.tls.hsts_min_age, target))

@@ -16,12 +16,34 @@ from pathlib import Path
 
 from smartid import errors
 from smartid.http import Timeouts, session
+from smartid.site import Site
 from smartid.tls.judge import Finding
 
-__all__ = ["HstsFacts", "judge_hsts", "observe_hsts"]
+__all__ = ["BrowserUi", "HstsFacts", "browser_uis", "judge_hsts", "observe_hsts"]
 
 _HEADER = "Strict-Transport-Security"
 _MAX_AGE = re.compile(r'^\s*max-age\s*=\s*"?(\d+)"?\s*$', re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BrowserUi:
+    """A UI people open in a browser (Hermod and CM serve programs, which HSTS does not
+    concern); `id` is its TLS-008 case."""
+
+    id: str
+    label: str
+    url: str  # its root, with a trailing slash
+
+
+def browser_uis(site: Site) -> list[BrowserUi]:
+    """IDM Admin, and IDM Operator where the site gives `operator_url`."""
+    idm = site.idm
+    if idm is None or not idm.admin_url:
+        return []
+    found = [BrowserUi("idm", "IDM Admin", idm.admin_url.rstrip("/") + "/")]
+    if idm.operator_url:
+        found.append(BrowserUi("idm-operator", "IDM Operator", idm.operator_url.rstrip("/") + "/"))
+    return found
 
 
 @dataclass(frozen=True)
