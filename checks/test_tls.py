@@ -12,9 +12,11 @@ from __future__ import annotations
 import pytest
 
 from smartid.report import seam
-from smartid.site import Site
+from smartid.site import IdmSection, Site
 from smartid.tls import (
     HandshakeFacts,
+    cipher_notes,
+    judge_ciphers,
     judge_client_auth,
     judge_expiry,
     judge_keys,
@@ -23,6 +25,7 @@ from smartid.tls import (
 )
 from smartid.verify import Findings, TlsEndpoint
 from smartid.verify.depends import handshake_findings, refused_for_want_of_certificate
+from smartid.verify.hsts import BrowserUi, HstsFacts, judge_hsts
 
 EPIC = "Acceptance checks"
 STORY = "TLS"
@@ -152,3 +155,52 @@ def test_client_certificate_demanded(
     client_auth = "required") refuses a client that has none."""
     facts = _facts(mtls_endpoint, tls_observations)
     findings.extend(judge_client_auth(facts, True), target=mtls_endpoint.named(facts.target))
+
+
+@pytest.mark.severity("critical")
+@pytest.mark.needs("reachable:{case}")
+def test_forbidden_cipher_suites_refused(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-007 In TLS 1.2 the endpoint refuses handshakes that offer only suites the site forbids
+    (static RSA, 3DES, RC4, NULL, EXPORT, anonymous by default); accepting CBC suites with forward
+    secrecy passes with a warning unless the site forbids them."""
+    facts = _facts(tls_endpoint, tls_observations)
+    where = tls_endpoint.named(facts.target)
+    if facts.error_kind in _NO_TLS:
+        findings.add(
+            "unobserved",
+            facts.error or "no TLS handshake",
+            "a TLS endpoint to offer each cipher family to",
+            where,
+        )
+        return
+    notes = cipher_notes(facts, site.tls)
+    if facts.tls12 is None:
+        findings.add("unobserved", notes[0], "each cipher family offered on its own", where)
+        return
+    findings.extend(judge_ciphers(facts, site.tls), target=where)
+    if notes:
+        seam.attach_text(f"cipher families of {tls_endpoint.id}", "\n".join(notes))
+        for note in notes:
+            findings.detail(note)
+
+
+@pytest.mark.severity("minor")
+@pytest.mark.needs("verified:{case}")
+def test_browser_uis_send_hsts(
+    browser_ui: BrowserUi,
+    declared_idm: IdmSection,
+    hsts_observations: dict[str, HstsFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-008 IDM Admin and IDM Operator, the browser UIs, answer with Strict-Transport-Security
+    whose max-age is at least the site's hsts_min_age."""
+    facts = hsts_observations[browser_ui.id]
+    seam.attach_json(f"HSTS answer of {browser_ui.label}", vars(facts))
+    target = f"{browser_ui.label} {facts.url}"
+    findings.extend(judge_hsts(facts, site.tls.hsts_min_age, target))

@@ -119,6 +119,7 @@ def test_good_endpoint_passes_every_tls_check(
         "TLS-003": "passed",
         "TLS-004": "passed",
         "TLS-005": "passed",
+        "TLS-007": "passed",
     }
 
 

@@ -31,12 +31,16 @@ pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
 @dataclass(frozen=True)
 class Caught:
-    """The fault fails `check` for `case` only (None: a check without cases), and the failure
-    names every one of `words`."""
+    """The fault fails `check` for `case` only (None: a check without cases; a tuple: each of
+    those cases), and the failure names every one of `words`."""
 
     check: str
-    case: str | None
+    case: str | tuple[str, ...] | None
     words: tuple[str, ...]
+
+    @property
+    def cases(self) -> set[str | None]:
+        return set(self.case) if isinstance(self.case, tuple) else {self.case}
 
 
 ENDPOINT = "{case} (localhost:"
@@ -51,6 +55,9 @@ def _component_expectations(c: str) -> dict[str, Caught]:
         f"{c}-cert-untrusted": Caught("TLS-001", c, (ENDPOINT, "Foreign Root CA")),
         f"{c}-cert-weak-key": Caught("TLS-004", c, (ENDPOINT, "1024-bit RSA key")),
         f"{c}-cert-sha1": Caught("TLS-005", c, (ENDPOINT, "signed with sha1")),
+        f"{c}-cert-cn-only": Caught(
+            "TLS-001", c, (ENDPOINT, "has no subjectAltName; 'CN=localhost' names the host only")
+        ),
         f"{c}-tls1-accepted": Caught("TLS-002", c, (ENDPOINT, "offering only TLSv1")),
         f"{c}-down": Caught("CONN-001", c, (ENDPOINT, "connection refused")),
     }
@@ -61,8 +68,16 @@ CAUGHT: dict[str, Caught] = {
     "cm-client-auth-not-required": Caught(
         "TLS-006", "cm", (ENDPOINT, "accepts a client without a certificate")
     ),
+    "hermod-static-rsa-accepted": Caught(
+        "TLS-007", "hermod", (ENDPOINT, "accepts AES", "in a TLS 1.2 handshake offering only kRSA")
+    ),
     "hermod-callback-refused": Caught(
         "CONN-005", None, ("messaging server 'Smart ID Messaging'", "HTTP 403")
+    ),
+    "idm-hsts-missing": Caught(
+        "TLS-008",
+        ("idm", "idm-operator"),
+        ("carries no Strict-Transport-Security header",),
     ),
     "idm-callback-anonymous": Caught(
         "AUTH-002", None, ("IDM Operator https://", "/ws/hermod/callback/ping", "anonymous")
@@ -133,12 +148,12 @@ def test_verify_fails_on_the_fault_with_the_check_that_guards_it(lab: SetUpLab, 
     assert result.run.returncode == 1, result.run.output
     assert "Traceback" not in result.run.output
     outcomes = result.of(caught.check)
-    assert {o.case for o in outcomes if o.status == "failed"} == {caught.case}, explain(outcomes)
+    assert {o.case for o in outcomes if o.status == "failed"} == caught.cases, explain(outcomes)
     failure = next(o for o in outcomes if o.status == "failed")
     for words in caught.words:
         assert words.format(case=caught.case) in failure.message, explain([failure])
     # The fault is confined to its component: no check case of another component fails.
-    others = [o for o in result.outcomes if o.case in COMPONENTS and o.case != caught.case]
+    others = [o for o in result.outcomes if o.case in COMPONENTS and o.case not in caught.cases]
     assert [o.label for o in others if o.status == "failed"] == [], explain(others)
     # A blocked check names a check case of the same run that failed.
     failed = {o.label for o in result.outcomes if o.status == "failed"}
@@ -165,12 +180,14 @@ def _tls(case: str, *checks: str) -> frozenset[str]:
 _IDM_READERS = frozenset(
     {"CONN-002", "CONN-005", "CONN-006", "AUTH-001", "AUTH-002", "AUTH-004", "DRIFT-001"}
     | {f"CONF-00{n}" for n in range(1, 7)}
+    | {"TLS-008[idm]", "TLS-008[idm-operator]"}
 )
 ROOT_CAUSES = {
     "idm-down": RootCause(
         "CONN-001[idm]",
         frozenset({"CONN-001[idm]"}),
-        _IDM_READERS | _tls("idm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005"),
+        _IDM_READERS
+        | _tls("idm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007"),
     ),
     "idm-cert-expired": RootCause(
         "TLS-001[idm]",
@@ -187,13 +204,13 @@ ROOT_CAUSES = {
         "CONN-001[hermod]",
         frozenset({"CONN-001[hermod]"}),
         frozenset({"CONN-003", "CONN-005"})
-        | _tls("hermod", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005"),
+        | _tls("hermod", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007"),
     ),
     "cm-down": RootCause(
         "CONN-001[cm]",
         frozenset({"CONN-001[cm]"}),
         frozenset({"CONN-004", "CONN-006"})
-        | _tls("cm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-006"),
+        | _tls("cm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-006", "TLS-007"),
     ),
 }
 

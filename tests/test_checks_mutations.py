@@ -285,6 +285,24 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "Hermod accepts static RSA key exchange in TLS 1.2",
+        faults=("hermod-static-rsa-accepted",),
+        expect=(
+            Expect("TLS-007", (ENDPOINT, "in a TLS 1.2 handshake offering only kRSA"), ("hermod",)),
+        ),
+    ),
+    Mutation(
+        "IDM Admin and IDM Operator answer without HSTS",
+        faults=("idm-hsts-missing",),
+        expect=(
+            Expect(
+                "TLS-008",
+                ("IDM ", "/: the answer (HTTP 200) carries no Strict-Transport-Security header"),
+                ("idm", "idm-operator"),
+            ),
+        ),
+    ),
+    Mutation(
         "Hermod and CM accept TLS 1.0 and 1.1",
         faults=("hermod-tls1-accepted", "cm-tls1-accepted"),
         expect=(

@@ -177,7 +177,8 @@ def _handshake(state: LabState, component: str) -> str:
 
 
 def _observe_cert(state: LabState, component: str) -> str:
-    """The leaf as presented, verification off: key size and signature hash."""
+    """The leaf as presented, verification off: key size, signature hash, whether it has a
+    subjectAltName."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -194,7 +195,12 @@ def _observe_cert(state: LabState, component: str) -> str:
     assert der is not None
     leaf = x509.load_der_x509_certificate(der)
     algorithm = leaf.signature_hash_algorithm
-    return f"{leaf.public_key().key_size} bits, {algorithm.name if algorithm else '?'}"
+    try:
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        san = ""
+    except x509.ExtensionNotFound:
+        san = ", no SAN"
+    return f"{leaf.public_key().key_size} bits, {algorithm.name if algorithm else '?'}{san}"
 
 
 def _legacy(state: LabState, component: str) -> str:
@@ -218,6 +224,24 @@ def _legacy(state: LabState, component: str) -> str:
             return "TLSv1 accepted"
     except (OSError, ssl.SSLError):
         return "TLSv1 refused"
+
+
+def _static_rsa(state: LabState, component: str) -> str:
+    """Whether a TLS 1.2 handshake offering only static-RSA suites is accepted."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("kRSA:@SECLEVEL=0")
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
+            context.wrap_socket(raw, do_handshake_on_connect=False) as tls,
+        ):
+            tls.do_handshake()
+            return "kRSA accepted"
+    except (OSError, ssl.SSLError):
+        return "kRSA refused"
 
 
 def _cm_without_certificate(state: LabState) -> str:
@@ -247,6 +271,16 @@ def _callback(state: LabState, user: str | None) -> str:
         except Exception as exc:  # any failure is an observation here
             return f"error: {type(exc).__name__}"
     return str(response.status_code)
+
+
+def _hsts(state: LabState) -> str:
+    """IDM Operator's Strict-Transport-Security header at its root."""
+    with lab_session(state) as http:
+        try:
+            response = http.get(f"{state.endpoints()['idm_operator']}/")
+        except Exception as exc:  # any failure is an observation here
+            return f"error: {type(exc).__name__}"
+    return response.headers.get("Strict-Transport-Security", "none")
 
 
 def _download(state: LabState) -> str:
@@ -293,10 +327,12 @@ def _observe(state: LabState) -> dict[str, str]:
             seen[f"{component} handshake"] = _handshake(state, component)
             seen[f"{component} certificate"] = _observe_cert(state, component)
             seen[f"{component} legacy"] = _legacy(state, component)
+        seen["hermod kRSA"] = _static_rsa(state, "hermod")
         seen["cm without certificate"] = _cm_without_certificate(state)
         gc.collect()
     seen["callback as hermod"] = _callback(state, "hermod")
     seen["callback anonymous"] = _callback(state, None)
+    seen["idm hsts"] = _hsts(state)
     seen["idm download"] = _download(state)
     seen["operator binding"] = _operator_binding(state)
     return seen
@@ -316,6 +352,7 @@ def baseline(lab: LabState) -> dict[str, str]:
     assert seen["callback as hermod"] == "200"
     assert seen["callback anonymous"] == "401"
     assert seen["idm download"] == "signer valid"
+    assert seen["idm hsts"].startswith("max-age=")
     assert seen["operator binding"] == "data pool Batch order"
     return seen
 
@@ -344,11 +381,14 @@ def _expected(fault: str) -> tuple[str, str]:
         "cert-untrusted": ("handshake", "refused: "),
         "cert-weak-key": ("certificate", "1024 bits"),
         "cert-sha1": ("certificate", "sha1"),
+        "cert-cn-only": ("certificate", "no SAN"),
         "tls1-accepted": ("legacy", "TLSv1 accepted"),
         "down": ("handshake", "error: ConnectionRefusedError"),
     }
     specific = {
         "cm-client-auth-not-required": ("cm without certificate", "401"),
+        "hermod-static-rsa-accepted": ("hermod kRSA", "kRSA accepted"),
+        "idm-hsts-missing": ("idm hsts", "none"),
         "hermod-callback-refused": ("callback as hermod", "403"),
         "idm-callback-anonymous": ("callback anonymous", "200"),
         "idm-config-signer-expired": ("idm download", "signer expired"),

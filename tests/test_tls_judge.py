@@ -17,9 +17,12 @@ import pytest
 from smartid.site import TlsPolicy
 from smartid.tls import (
     CertificateFacts,
+    CipherProbe,
     Finding,
     HandshakeFacts,
+    cipher_notes,
     judge_all,
+    judge_ciphers,
     judge_client_auth,
     judge_expiry,
     judge_handshake,
@@ -215,6 +218,74 @@ def test_failed_verification_is_one_blocker_keyed_by_reason_and_describing_the_c
     assert (finding.key, finding.severity, finding.target) == (key, "blocker", TARGET)
     assert finding.observed.startswith(REASONS[reason].rstrip("."))
     assert described in finding.observed
+
+
+# Host names: the subjectAltName only (RFC 9525), whatever OpenSSL let through
+
+
+def _named(server_name: str, *chain: Cert) -> HandshakeFacts:
+    return dataclasses.replace(_facts(*chain), server_name=server_name)
+
+
+def test_certificate_without_san_fails_though_openssl_matched_its_cn() -> None:
+    # OpenSSL (Python's ssl) falls back to the CN when there is no subjectAltName: ok=True.
+    facts = _named("localhost", PKI.leaf("localhost", hosts=()), PKI.issuing)
+    [finding] = judge_handshake(facts, POLICY)
+    assert (finding.key, finding.severity) == ("hostname", "blocker")
+    assert finding.observed == (
+        "'CN=localhost' has no subjectAltName; 'CN=localhost' names the host only in the CN, "
+        "which clients ignore (RFC 9525)"
+    )
+    assert finding.required == "a certificate whose subjectAltName names 'localhost'"
+
+
+def test_certificate_facts_tell_a_missing_san_and_the_cn() -> None:
+    facts = CertificateFacts.from_der(PKI.leaf("host.example", hosts=()).der)
+    assert (facts.has_subject_alt_name, facts.common_names) == (False, ("host.example",))
+    assert CertificateFacts.from_der(PKI.leaf().der).has_subject_alt_name is True
+
+
+@pytest.mark.parametrize(
+    ("server_name", "hosts", "named"),
+    [
+        pytest.param("localhost", ("localhost",), True, id="dns name"),
+        pytest.param("LocalHost.", ("localhost",), True, id="case and trailing dot"),
+        pytest.param("127.0.0.1", ("127.0.0.1",), True, id="ip in iPAddress"),
+        pytest.param("127.0.0.1", ("localhost",), False, id="ip against dns names only"),
+        pytest.param("localhost", ("127.0.0.1",), False, id="dns name against an iPAddress only"),
+        pytest.param("::1", ("0:0:0:0:0:0:0:1",), True, id="ipv6 in another spelling"),
+        pytest.param("a.example.com", ("*.example.com",), True, id="wildcard over one label"),
+        pytest.param("a.b.example.com", ("*.example.com",), False, id="wildcard over two labels"),
+        pytest.param("example.com", ("*.example.com",), False, id="wildcard over none"),
+        pytest.param("foo.example.com", ("f*.example.com",), False, id="partial wildcard"),
+        pytest.param("example", ("*",), False, id="bare wildcard"),
+    ],
+)
+def test_host_names_are_matched_against_the_san_only(
+    server_name: str, hosts: tuple[str, ...], named: bool
+) -> None:
+    # The CN names the server every time: it must never count.
+    facts = _named(server_name, PKI.leaf(server_name, hosts=hosts), PKI.issuing)
+    findings = judge_handshake(facts, POLICY)
+    assert findings == [] if named else _keys(findings) == ["hostname"]
+    if not named:
+        assert f"not '{server_name}' in its subjectAltName" in findings[0].observed
+
+
+def test_san_without_host_entries_is_told_as_such() -> None:
+    facts = _named("localhost", PKI.leaf(hosts=()))
+    cert = dataclasses.replace(facts.chain[0], has_subject_alt_name=True)
+    [finding] = judge_handshake(dataclasses.replace(facts, chain=(cert,)), POLICY)
+    assert "has a subjectAltName without dNSName or iPAddress entries" in finding.observed
+
+
+def test_failed_hostname_check_of_a_san_less_certificate_says_it_has_no_san() -> None:
+    facts = _facts(PKI.leaf("other.example", hosts=()), PKI.issuing, error=REASONS["hostname"])
+    [finding] = judge_handshake(facts, POLICY)
+    assert finding.key == "hostname"
+    assert "has no subjectAltName; 'CN=other.example' names the host only in the CN" in (
+        finding.observed
+    )
 
 
 def test_sha1_signature_that_fails_verification_is_keyed_by_the_hash(
@@ -480,6 +551,87 @@ def test_server_refusing_our_client_certificate_is_a_client_certificate_blocker(
     findings = judge_all(facts, POLICY, client_auth_required=True if demanded else None)
     assert [(f.key, f.severity) for f in findings] == [("client-certificate", "blocker")]
     assert findings[0].required == "a client certificate the server accepts"
+
+
+# Cipher families in TLS 1.2 (TLS-007)
+
+CBC = POLICY.warn_ciphers[0]
+
+
+def _probed(*probes: CipherProbe, tls12: bool = True) -> HandshakeFacts:
+    asked = {p.family: p for p in probes}
+    every = tuple(asked.get(f, CipherProbe(f, True)) for f in POLICY.cipher_families)
+    return dataclasses.replace(_facts(PKI.leaf()), tls12=tls12, ciphers=every if tls12 else ())
+
+
+@pytest.mark.parametrize(
+    ("probe", "key", "severity"),
+    [
+        pytest.param(
+            CipherProbe("kRSA", True, True, "AES256-GCM-SHA384"), "cipher:kRSA", "critical",
+            id="static RSA",
+        ),
+        pytest.param(
+            CipherProbe("aNULL", True, True, "AECDH-AES256-SHA"), "cipher:aNULL", "critical",
+            id="anonymous",
+        ),
+        pytest.param(
+            CipherProbe(CBC, True, True, "ECDHE-RSA-AES128-SHA256"), f"cipher:{CBC}", "warning",
+            id="CBC with forward secrecy",
+        ),
+    ],
+)  # fmt: skip
+def test_an_accepted_family_is_a_finding_naming_the_suite(
+    probe: CipherProbe, key: str, severity: str
+) -> None:
+    [finding] = judge_ciphers(_probed(probe), POLICY)
+    assert (finding.key, finding.severity) == (key, severity)
+    assert finding.observed == (
+        f"accepts {probe.suite} in a TLS 1.2 handshake offering only {probe.family}"
+    )
+
+
+def test_refused_families_have_no_findings_and_unofferable_ones_are_not_probed() -> None:
+    facts = _probed(CipherProbe("RC4", False), CipherProbe("EXPORT", False))
+    assert judge_ciphers(facts, POLICY) == []
+    assert cipher_notes(facts, POLICY) == [
+        "not probed: this OpenSSL cannot offer RC4",
+        "not probed: this OpenSSL cannot offer EXPORT",
+    ]
+
+
+def test_a_site_that_forbids_cbc_fails_on_it() -> None:
+    policy = TlsPolicy(forbidden_ciphers=["kRSA", CBC])
+    facts = _probed(CipherProbe(CBC, True, True, "ECDHE-RSA-AES128-SHA"))
+    facts = dataclasses.replace(
+        facts, ciphers=tuple(p for p in facts.ciphers if p.family in policy.cipher_families)
+    )
+    assert policy.cipher_families == ("kRSA", CBC, POLICY.warn_ciphers[1])
+    assert [(f.key, f.severity) for f in judge_ciphers(facts, policy)] == [
+        (f"cipher:{CBC}", "critical")
+    ]
+
+
+def test_a_server_speaking_only_tls13_passes_with_a_note() -> None:
+    facts = _probed(tls12=False)
+    assert judge_ciphers(facts, POLICY) == []
+    [note] = cipher_notes(facts, POLICY)
+    assert note.startswith("negotiates only TLS 1.3")
+
+
+def test_unprobed_ciphers_are_noted_not_passed() -> None:
+    facts = _facts(PKI.leaf())
+    assert cipher_notes(facts, POLICY) == ["not probed: no cipher family was probed"]
+
+
+def test_a_cipher_probe_cannot_accept_what_it_never_offered() -> None:
+    with pytest.raises(ValueError, match="never offered"):
+        CipherProbe("RC4", offered=False, accepted=True)
+
+
+def test_cipher_families_are_strings_of_openssl_and_set_no_security_level() -> None:
+    with pytest.raises(ValueError, match="forbidden_ciphers"):
+        TlsPolicy(forbidden_ciphers=["kRSA:@SECLEVEL=0"])
 
 
 # All at once

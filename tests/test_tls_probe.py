@@ -198,6 +198,93 @@ def test_sha1_signed_certificate_fails_verification_and_is_described(lab: Lab) -
     assert [f.key for f in judge_handshake(facts, TlsPolicy())] == ["signature:sha1"]
 
 
+def test_certificate_without_san_passes_openssl_on_its_cn_and_fails_the_judge(lab: Lab) -> None:
+    # OpenSSL matches the CN when there is no subjectAltName; RFC 9525 clients do not.
+    cn_only = write_chain(lab.folder, "cn-only", lab.pki.leaf(hosts=()), lab.pki.issuing)
+    with tls_server(*cn_only) as port:
+        facts = observe(lab.target(port), legacy=False)
+    assert facts.ok, facts.error
+    assert facts.chain[0].has_subject_alt_name is False
+    [finding] = judge_handshake(facts, TlsPolicy())
+    assert finding.key == "hostname"
+    assert "has no subjectAltName; 'CN=localhost' names the host only in the CN" in (
+        finding.observed
+    )
+
+
+# TLS 1.2 cipher families (TLS-007): one handshake per family, offering only that family
+
+CBC_FS = "ECDHE+SHA1:ECDHE+SHA256:ECDHE+SHA384:!eNULL"
+FAMILIES = ("kRSA", "NULL", "aNULL", "RC4", "EXPORT", CBC_FS)
+
+
+@pytest.fixture(scope="module")
+def rsa_chain(lab: Lab) -> tuple[Path, Path]:
+    return write_chain(lab.folder, "rsa", lab.pki.leaf(rsa_bits=2048), lab.pki.issuing)
+
+
+@pytest.mark.parametrize(
+    ("server_ciphers", "rsa", "accepted", "suite"),
+    [
+        pytest.param("ECDHE+AESGCM:kRSA+AESGCM", True, "kRSA", "AES256-GCM-SHA384", id="kRSA"),
+        pytest.param(
+            "ECDHE+AESGCM:eNULL:!aNULL:@SECLEVEL=0",
+            False,
+            "NULL",
+            "ECDHE-ECDSA-NULL-SHA",
+            id="NULL",
+        ),
+        pytest.param("ECDHE+AESGCM:aNULL:!eNULL:@SECLEVEL=0", False, "aNULL", None, id="anonymous"),
+        pytest.param("ECDHE+AESGCM:ECDHE+SHA1", False, CBC_FS, "ECDHE-ECDSA-AES256-SHA", id="CBC"),
+        pytest.param("ECDHE+AESGCM", False, None, None, id="AEAD only"),
+    ],
+)
+def test_each_cipher_family_is_offered_alone_and_seen_accepted_or_refused(
+    lab: Lab,
+    rsa_chain: tuple[Path, Path],
+    server_ciphers: str,
+    rsa: bool,
+    accepted: str | None,
+    suite: str | None,
+) -> None:
+    with tls_server(*(rsa_chain if rsa else lab.good), ciphers=server_ciphers) as port:
+        facts = observe(lab.target(port), legacy=False, ciphers=FAMILIES)
+    assert facts.ok, facts.error
+    assert facts.tls12 is True
+    probes = {p.family: p for p in facts.ciphers}
+    assert list(probes) == list(FAMILIES)
+    assert [f for f, p in probes.items() if p.accepted] == ([accepted] if accepted else [])
+    if accepted is not None and suite is not None:
+        assert probes[accepted].suite == suite
+    if accepted == "aNULL":
+        assert (probes["aNULL"].suite or "").startswith(("AECDH-", "ADH-"))
+    # OpenSSL 3 has no RC4 or EXPORT suite to offer: not probed, never "refused".
+    assert (probes["RC4"].offered, probes["EXPORT"].offered) == (False, False)
+    assert all(p.offered for f, p in probes.items() if f not in ("RC4", "EXPORT"))
+
+
+def test_cipher_probes_present_the_client_certificate_to_a_server_that_demands_one(
+    lab: Lab, rsa_chain: tuple[Path, Path]
+) -> None:
+    with tls_server(
+        *rsa_chain, client_ca=lab.client_ca, ciphers="ECDHE+AESGCM:kRSA+AESGCM"
+    ) as port:
+        facts = observe(lab.target(port, client_cert=lab.client), legacy=False, ciphers=("kRSA",))
+    assert [(p.family, p.accepted) for p in facts.ciphers] == [("kRSA", True)]
+
+
+def test_server_speaking_only_tls13_is_not_probed_per_family(lab: Lab) -> None:
+    with tls_server(*lab.good, versions=("TLSv1.3", "TLSv1.3")) as port:
+        facts = observe(lab.target(port), legacy=False, ciphers=FAMILIES)
+    assert facts.ok, facts.error
+    assert (facts.tls12, facts.ciphers) == (False, ())
+
+
+def test_cipher_families_are_not_probed_unless_asked(lab: Lab, good_port: int) -> None:
+    facts = observe(lab.target(good_port), legacy=False)
+    assert (facts.tls12, facts.ciphers) == (None, ())
+
+
 def test_server_accepting_tls10_is_seen_to_accept_it(lab: Lab) -> None:
     with tls_server(*lab.good, versions=TLS10_AND_UP, weak=True) as port:
         facts = observe(lab.target(port))

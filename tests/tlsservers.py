@@ -28,11 +28,14 @@ def _server_context(
     versions: tuple[str, str] | None,
     weak: bool,
     client_ca: Path | None,
+    ciphers: str | None = None,
 ) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     if weak:
         # Security level 0 lets OpenSSL 3 load a weak key and speak TLS 1.0/1.1.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
     context.load_cert_chain(cert, key)
     if versions is not None:
         with warnings.catch_warnings():
@@ -65,13 +68,17 @@ def tls_server(
     versions: tuple[str, str] | None = None,
     weak: bool = False,
     client_ca: Path | None = None,
+    ciphers: str | None = None,
 ) -> Iterator[int]:
     """A TLS server on a free loopback port; yields the port.
 
     `versions` = (minimum, maximum), e.g. ("TLSv1", "TLSv1.3"); `weak` = security level 0 (weak
-    keys, TLS 1.0/1.1); `client_ca` = demand a client certificate issued by that CA.
+    keys, TLS 1.0/1.1); `client_ca` = demand a client certificate issued by that CA; `ciphers` =
+    the TLS 1.2 suites it accepts, an OpenSSL cipher string.
     """
-    context = _server_context(cert, key, versions=versions, weak=weak, client_ca=client_ca)
+    context = _server_context(
+        cert, key, versions=versions, weak=weak, client_ca=client_ca, ciphers=ciphers
+    )
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)

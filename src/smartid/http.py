@@ -104,11 +104,14 @@ class Session(requests.Session):
         *args: Any,
         max_bytes: int = MAX_ANSWER_BYTES,
         cut: bool = False,
+        keep_redirect: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
         """The answer, its body read (at most `max_bytes`, decoded) unless `stream=True`, where
         the caller reads only the status and closes it. A larger body is refused, or with `cut`
-        kept as its first `max_bytes + 1` bytes, so that the caller can say it was cut."""
+        kept as its first `max_bytes + 1` bytes, so that the caller can say it was cut. A 3xx is
+        `RedirectError`, or with `keep_redirect` the answer itself, for a caller that judges its
+        headers (it is never followed either way)."""
         shown = url.decode() if isinstance(url, bytes) else url
         kwargs.setdefault("timeout", (self.timeouts.connect, self.timeouts.read))
         if kwargs.get("verify") is False:
@@ -120,7 +123,7 @@ class Session(requests.Session):
         token = active_deadline(deadline)
         try:
             response = super().request(method, url, *args, **kwargs)
-            if 300 <= response.status_code < 400:
+            if 300 <= response.status_code < 400 and not keep_redirect:
                 response.close()
                 raise self._redirect(shown, response)
             if not stream:

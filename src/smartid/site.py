@@ -450,6 +450,11 @@ def _binding(entry: BindingEntry, data_pool: str, sub_process: str) -> Binding:
     )
 
 
+# An OpenSSL cipher string naming a family of suites ("kRSA", "ECDHE+SHA1:ECDHE+SHA256"); the
+# probe appends its own security level, so the string must not set one.
+CipherFamily = Annotated[str, Field(pattern=r"^[A-Za-z0-9+\-!:_]+$")]
+
+
 class TlsPolicy(_Model):
     min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
     expiry_warn_days: int = Field(default=30, ge=0)
@@ -457,6 +462,22 @@ class TlsPolicy(_Model):
     min_rsa_bits: int = Field(default=2048, ge=1024)
     min_ec_bits: int = Field(default=256, ge=160)
     forbidden_signature_hashes: list[str] = Field(default_factory=lambda: ["md5", "sha1"])
+    # TLS 1.2 cipher suite families as OpenSSL cipher strings (TLS-007), each probed on its own.
+    # Forbidden by default: what Mozilla's "intermediate" profile leaves out.
+    forbidden_ciphers: list[CipherFamily] = Field(
+        default_factory=lambda: ["kRSA", "3DES", "RC4", "NULL", "EXPORT", "aNULL"]
+    )
+    # A warning unless forbidden: CBC suites with forward secrecy, which Java's defaults (and so
+    # a default Tomcat) still offer. (OpenSSL counts ECDHE's NULL suites under SHA1: NULL is
+    # forbidden above, so it is left out here rather than found twice.)
+    warn_ciphers: list[CipherFamily] = Field(
+        default_factory=lambda: [
+            "ECDHE+SHA1:ECDHE+SHA256:ECDHE+SHA384:!eNULL",
+            "DHE+SHA1:DHE+SHA256:!eNULL",
+        ]
+    )
+    # Strict-Transport-Security max-age the browser UIs (IDM Admin, IDM Operator) must send.
+    hsts_min_age: int = Field(default=15552000, ge=0)
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=10.0, gt=0)
 
@@ -465,6 +486,12 @@ class TlsPolicy(_Model):
         if self.expiry_warn_days < self.expiry_fail_days:
             raise ValueError("'expiry_warn_days' must not be smaller than 'expiry_fail_days'")
         return self
+
+    @property
+    def cipher_families(self) -> tuple[str, ...]:
+        """Every family TLS-007 probes: the forbidden ones, then the warned ones not forbidden."""
+        forbidden = tuple(dict.fromkeys(self.forbidden_ciphers))
+        return forbidden + tuple(w for w in dict.fromkeys(self.warn_ciphers) if w not in forbidden)
 
 
 class Endpoint(_TlsTarget):

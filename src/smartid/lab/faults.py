@@ -56,6 +56,10 @@ def _component_faults() -> dict[str, str]:
         )
         faults[f"{c}-cert-weak-key"] = f"{name} presents a certificate with an RSA-1024 key"
         faults[f"{c}-cert-sha1"] = f"{name} presents a SHA-1-signed server certificate"
+        faults[f"{c}-cert-cn-only"] = (
+            f"{name} presents a certificate without subjectAltName, naming localhost only in "
+            "its CN (which OpenSSL still matches, RFC 9525 clients do not)"
+        )
         faults[f"{c}-tls1-accepted"] = f"{name} accepts TLS 1.0 and TLS 1.1 handshakes"
         faults[f"{c}-down"] = f"{name} does not listen (connection refused)"
     return faults
@@ -64,9 +68,16 @@ def _component_faults() -> dict[str, str]:
 FAULTS: dict[str, str] = {
     **_component_faults(),
     "cm-client-auth-not-required": "Certificate Manager accepts clients without a certificate",
+    "hermod-static-rsa-accepted": (
+        "Smart ID Messaging presents an RSA certificate and accepts TLS 1.2 suites with static "
+        "RSA key exchange (kRSA: no forward secrecy)"
+    ),
     "hermod-callback-refused": (
         "Identity Manager Operator refuses Hermod's callbacks (HTTP 403), so the messaging "
         "round trip breaks on its way back"
+    ),
+    "idm-hsts-missing": (
+        "Identity Manager Admin and Operator answer without a Strict-Transport-Security header"
     ),
     "idm-callback-anonymous": (
         "Identity Manager Operator's Hermod callback endpoint accepts anonymous calls"
@@ -185,6 +196,10 @@ def _issue_variant(pki: LabPKI, component: str, fault: str) -> ServerCredentials
         return pki.issue_server(name, rsa_bits=1024)
     if fault == "sha1":
         return _sha1_server(pki, name)
+    if fault == "cn-only":
+        return pki.issue_server(name, hosts=())
+    if fault == "rsa":
+        return pki.issue_server(name, rsa_bits=2048)
     raise LabError(f"no certificate variant for fault '{fault}'")
 
 
@@ -242,25 +257,38 @@ def _sha1_server(pki: LabPKI, name: str) -> ServerCredentials:
     return ServerCredentials(cert_path, key_path)
 
 
-_CERT_FAULTS = ("expired", "expiring-soon", "wrong-host", "untrusted", "weak-key", "sha1")
-_LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+_CERT_FAULTS = (
+    "expired", "expiring-soon", "wrong-host", "untrusted", "weak-key", "sha1", "cn-only"
+)  # fmt: skip
+# The lab plays a well-configured site: TLS 1.2 only with AEAD suites and forward secrecy (TLS 1.3
+# is not governed by cipher strings). The faults widen it, and no more than they must: TLS 1.0
+# needs CBC suites, which then show as TLS-007's warning; security level 0 loads weak keys.
+_LAB_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+_LEGACY_CIPHERS = f"{_LAB_CIPHERS}:ECDHE+AES+SHA1:@SECLEVEL=0"
+_WEAK_CERT_CIPHERS = f"{_LAB_CIPHERS}:@SECLEVEL=0"
 
 
 def listener_settings(pki: LabPKI, component: str, on: frozenset[str]) -> ListenerSettings:
     """The TLS settings of `component`'s listener under the faults in `on`."""
     credentials = pki.server(component)
-    ciphers = None
+    ciphers = _LAB_CIPHERS
     for fault in _CERT_FAULTS:
         if f"{component}-cert-{fault}" in on:
             credentials = _variant(pki, component, fault)
             if fault in ("weak-key", "sha1"):
                 # OpenSSL 3 refuses to load such certificates at its default security level.
-                ciphers = _LEGACY_CIPHERS
+                ciphers = _WEAK_CERT_CIPHERS
             break
+    else:
+        if f"{component}-static-rsa-accepted" in on:
+            # Static RSA key exchange encrypts to the server's key: it needs an RSA certificate.
+            credentials = _variant(pki, component, "rsa")
     minimum = ssl.TLSVersion.TLSv1_2
     if f"{component}-tls1-accepted" in on:
         minimum = ssl.TLSVersion.TLSv1
         ciphers = _LEGACY_CIPHERS
+    if f"{component}-static-rsa-accepted" in on:
+        ciphers = f"{ciphers}:kRSA+AESGCM"
     return ListenerSettings(
         up=f"{component}-down" not in on,
         cert=credentials.cert,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smartid.lab.admin_api import Actions, create_admin_router
 from smartid.lab.deploy import DeployConflict, export_configuration, install
@@ -79,6 +79,33 @@ class _Counting:
         if scope["type"] == "http":
             self.counts.add(scope["path"])
         await self.app(scope, receive, send)
+
+
+# What IDM's Tomcat sends with its HttpHeaderSecurityFilter's HSTS on, one year (TLS-008).
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+class _StrictTransportSecurity:
+    """ASGI middleware: every answer carries Strict-Transport-Security, unless the fault
+    `idm-hsts-missing` is on."""
+
+    def __init__(self, app: ASGIApp, lab: IdmLab) -> None:
+        self.app = app
+        self.lab = lab
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.lab.fault("idm-hsts-missing"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"strict-transport-security", HSTS.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_header)
 
 
 @dataclass
@@ -146,6 +173,7 @@ def create_idm_app(lab: IdmLab) -> FastAPI:
         openapi_url=None if lab.documented_only else "/idm-admin/api/v1/openapi.json",
     )
 
+    app.add_middleware(_StrictTransportSecurity, lab=lab)
     app.add_middleware(_Counting, counts=lab.requests)
 
     @app.get("/smartid-lab/requests", include_in_schema=False)

@@ -4,11 +4,13 @@ the cost in bench/README.md."""
 
 from __future__ import annotations
 
-from smartid.tls.facts import CertificateFacts, HandshakeFacts
+from smartid.tls.facts import CertificateFacts, CipherProbe, HandshakeFacts
 from smartid.tls.judge import (
     Finding,
     Severity,
+    cipher_notes,
     judge_all,
+    judge_ciphers,
     judge_client_auth,
     judge_expiry,
     judge_handshake,
@@ -20,11 +22,14 @@ from smartid.tls.probe import ProbeTarget, observe, observe_many
 
 __all__ = [
     "CertificateFacts",
+    "CipherProbe",
     "Finding",
     "HandshakeFacts",
     "ProbeTarget",
     "Severity",
+    "cipher_notes",
     "judge_all",
+    "judge_ciphers",
     "judge_client_auth",
     "judge_expiry",
     "judge_handshake",

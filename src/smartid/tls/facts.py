@@ -15,8 +15,9 @@ from typing import Any, Literal
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import NameOID
 
-__all__ = ["CertificateFacts", "ErrorKind", "HandshakeFacts"]
+__all__ = ["CertificateFacts", "CipherProbe", "ErrorKind", "HandshakeFacts"]
 
 ErrorKind = Literal["tls", "connect", "timeout", "protocol"]
 
@@ -37,6 +38,10 @@ class CertificateFacts:
     signature_hash: str | None  # lowercase ("sha256", "sha1"); None for Ed25519/Ed448
     self_signed: bool
     sha256_fingerprint: str  # lowercase hex, no separators
+    # Whether the certificate has a subjectAltName extension at all (RFC 9525: clients match host
+    # names against its dNSName and iPAddress entries only, never the subject's CN).
+    has_subject_alt_name: bool = False
+    common_names: tuple[str, ...] = ()  # the subject's CN values, to describe a SAN-less one
 
     def __post_init__(self) -> None:
         for name in ("not_before", "not_after"):
@@ -50,11 +55,13 @@ class CertificateFacts:
         key_type, key_bits = _key_facts(cert)
         dns_names: tuple[str, ...] = ()
         ip_addresses: tuple[str, ...] = ()
+        has_san = False
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             pass
         else:
+            has_san = True
             dns_names = tuple(san.get_values_for_type(x509.DNSName))
             ip_addresses = tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
         return cls(
@@ -70,6 +77,10 @@ class CertificateFacts:
             signature_hash=_signature_hash(cert),
             self_signed=_self_signed(cert),
             sha256_fingerprint=hashlib.sha256(der).hexdigest(),
+            has_subject_alt_name=has_san,
+            common_names=tuple(
+                str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +97,31 @@ class CertificateFacts:
             "signature_hash": self.signature_hash,
             "self_signed": self.self_signed,
             "sha256_fingerprint": self.sha256_fingerprint,
+            "has_subject_alt_name": self.has_subject_alt_name,
+            "common_names": list(self.common_names),
+        }
+
+
+@dataclass(frozen=True)
+class CipherProbe:
+    """One TLS 1.2-only handshake offering only the suites of one family (an OpenSSL cipher
+    string): whether this OpenSSL could offer any, and whether the server accepted one."""
+
+    family: str
+    offered: bool  # False: the local OpenSSL has no TLS 1.2 suite of the family to offer
+    accepted: bool = False
+    suite: str | None = None  # the suite agreed, when the handshake got that far
+
+    def __post_init__(self) -> None:
+        if self.accepted and not self.offered:
+            raise ValueError(f"CipherProbe {self.family}: accepted but never offered")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "offered": self.offered,
+            "accepted": self.accepted,
+            "suite": self.suite,
         }
 
 
@@ -108,6 +144,10 @@ class HandshakeFacts:
     client_cert_demanded: bool | None  # None: not probed, or the probe could not tell
     legacy: Mapping[str, bool] = field(default_factory=dict)  # "TLSv1" -> accepted; {}: not probed
     duration_ms: float = 0.0
+    # A TLS 1.2-only handshake offering every suite was accepted (False: TLS 1.3 only); None:
+    # the cipher families were not probed.
+    tls12: bool | None = None
+    ciphers: tuple[CipherProbe, ...] = ()  # one per family probed, in the order asked
 
     def __post_init__(self) -> None:
         if self.observed_at.tzinfo is None:
@@ -135,6 +175,8 @@ class HandshakeFacts:
             "chain": [cert.to_dict() for cert in self.chain],
             "client_cert_demanded": self.client_cert_demanded,
             "legacy": dict(self.legacy),
+            "tls12": self.tls12,
+            "ciphers": [probe.to_dict() for probe in self.ciphers],
             "duration_ms": round(self.duration_ms, 3),
         }
 

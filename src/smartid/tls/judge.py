@@ -8,6 +8,7 @@ failure weighs is fixed here (`Severity`), per kind of finding.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,13 +21,16 @@ from smartid.tls.facts import CertificateFacts, HandshakeFacts
 __all__ = [
     "Finding",
     "Severity",
+    "cipher_notes",
     "judge_all",
+    "judge_ciphers",
     "judge_client_auth",
     "judge_expiry",
     "judge_handshake",
     "judge_keys",
     "judge_protocol",
     "judge_signatures",
+    "names_host",
 ]
 
 Severity = Literal["blocker", "critical", "normal", "minor", "warning"]
@@ -86,9 +90,11 @@ class Finding:
 
 
 def judge_handshake(f: HandshakeFacts, policy: TlsPolicy) -> list[Finding]:
-    """A failed verifying handshake is one blocker, keyed by its reason, told from the chain."""
+    """A failed verifying handshake is one blocker, keyed by its reason, told from the chain. A
+    handshake OpenSSL let through is judged once more for the name: OpenSSL (and so Python's ssl)
+    falls back to the subject's CN when a certificate has no subjectAltName, RFC 9525 does not."""
     if f.ok:
-        return []
+        return _name_findings(f)
     key = _handshake_key(f, policy)
     detail = _handshake_detail(key, f, policy)
     observed = f.error or "the TLS handshake failed"
@@ -200,6 +206,51 @@ def judge_signatures(f: HandshakeFacts, policy: TlsPolicy) -> list[Finding]:
     ]
 
 
+def judge_ciphers(f: HandshakeFacts, policy: TlsPolicy) -> list[Finding]:
+    """In TLS 1.2 the server accepts no suite of a family the policy forbids (critical) and none
+    it warns of (a warning, which passes). What the probe could not tell is in `cipher_notes`."""
+    forbidden = set(policy.forbidden_ciphers)
+    probes = {probe.family: probe for probe in f.ciphers}
+    findings = []
+    for family in policy.cipher_families:
+        probe = probes.get(family)
+        if probe is None or not probe.accepted:
+            continue
+        suite = probe.suite or f"a suite of {family}"
+        observed = f"accepts {suite} in a TLS 1.2 handshake offering only {family}"
+        if family in forbidden:
+            required = f"no suite of {family} accepted ([tls] forbidden_ciphers)"
+            findings.append(Finding(f"cipher:{family}", "critical", observed, required, f.target))
+        else:
+            required = (
+                f"no suite of {family} accepted ([tls] warn_ciphers: CBC suites; move the "
+                "family to forbidden_ciphers to fail on it)"
+            )
+            findings.append(Finding(f"cipher:{family}", "warning", observed, required, f.target))
+    return findings
+
+
+def cipher_notes(f: HandshakeFacts, policy: TlsPolicy) -> list[str]:
+    """What the cipher probes could not judge, or judged without probing, one sentence each:
+    a family this OpenSSL cannot offer is "not probed", never a pass."""
+    if f.tls12 is None:
+        return ["not probed: no cipher family was probed"]
+    if not f.tls12:
+        return [
+            "negotiates only TLS 1.3 (a TLS 1.2 handshake offering every suite was refused): "
+            "TLS 1.3 has only AEAD suites with forward secrecy, so no family was probed"
+        ]
+    probes = {probe.family: probe for probe in f.ciphers}
+    notes = []
+    for family in policy.cipher_families:
+        probe = probes.get(family)
+        if probe is None:
+            notes.append(f"not probed: {family} (the observation did not ask for it)")
+        elif not probe.offered:
+            notes.append(f"not probed: this OpenSSL cannot offer {family}")
+    return notes
+
+
 def judge_client_auth(f: HandshakeFacts, required: bool) -> list[Finding]:
     """The server demands a client certificate exactly when the site says it must."""
     demanded = f.client_cert_demanded
@@ -298,8 +349,9 @@ def _handshake_detail(key: str, f: HandshakeFacts, policy: TlsPolicy) -> str | N
             else None
         )
     if key == "hostname":
-        names = ", ".join((*leaf.dns_names, *leaf.ip_addresses)) or "no names"
-        return f"{_name(leaf)} is valid for {names}"
+        if not (leaf.dns_names or leaf.ip_addresses):
+            return _no_san(leaf)
+        return f"{_name(leaf)} is valid for {', '.join((*leaf.dns_names, *leaf.ip_addresses))}"
     if key == "self-signed":
         return f"{_name(leaf)} is signed by itself"
     if key == "untrusted":
@@ -324,6 +376,70 @@ def _handshake_detail(key: str, f: HandshakeFacts, policy: TlsPolicy) -> str | N
         weak = _forbidden_signatures(f.chain, policy.forbidden_signature_hashes)
         return f"{_name(weak[0])} is signed with {weak[0].signature_hash}" if weak else None
     return None
+
+
+# --- host names (RFC 9525) ----------------------------------------------------------------------
+
+
+def _name_findings(f: HandshakeFacts) -> list[Finding]:
+    leaf = f.leaf
+    if leaf is None or names_host(leaf, f.server_name):
+        return []
+    if leaf.dns_names or leaf.ip_addresses:
+        names = ", ".join((*leaf.dns_names, *leaf.ip_addresses))
+        observed = (
+            f"{_name(leaf)} is valid for {names}, not '{f.server_name}' in its subjectAltName "
+            "(RFC 9525: a DNS name matches dNSName entries only, an IP address iPAddress ones)"
+        )
+    else:
+        observed = _no_san(leaf)
+    required = f"a certificate whose subjectAltName names '{f.server_name}'"
+    return [Finding("hostname", "blocker", observed, required, f.target)]
+
+
+def _no_san(leaf: CertificateFacts) -> str:
+    what = (
+        "has a subjectAltName without dNSName or iPAddress entries"
+        if leaf.has_subject_alt_name
+        else "has no subjectAltName"
+    )
+    if not leaf.common_names:
+        return f"{_name(leaf)} {what} and names no host"
+    cn = ", ".join(f"'CN={name}'" for name in leaf.common_names)
+    return (
+        f"{_name(leaf)} {what}; {cn} names the host only in the CN, which clients ignore (RFC 9525)"
+    )
+
+
+def names_host(leaf: CertificateFacts, server_name: str) -> bool:
+    """RFC 9525 §6.3: an IP address matches an iPAddress entry only, a DNS name a dNSName entry
+    only (case-insensitively; a wildcard only as the whole leftmost label, over one label); the
+    subject's CN never counts."""
+    try:
+        address = ipaddress.ip_address(server_name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return any(_same_ip(address, entry) for entry in leaf.ip_addresses)
+    host = server_name.rstrip(".").lower()
+    return any(_dns_matches(entry.rstrip(".").lower(), host) for entry in leaf.dns_names)
+
+
+def _same_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
+    try:
+        return ipaddress.ip_address(entry) == address
+    except ValueError:
+        return False
+
+
+def _dns_matches(pattern: str, host: str) -> bool:
+    if pattern == host:
+        return True
+    first, dot, rest = pattern.partition(".")
+    if first != "*" or not dot or "*" in rest or rest.count(".") < 1:
+        return False  # no partial wildcards, none below a public suffix of one label
+    label, dot, host_rest = host.partition(".")
+    return bool(label) and bool(dot) and host_rest == rest
 
 
 def _leaf_and_intermediates(chain: tuple[CertificateFacts, ...]) -> list[CertificateFacts]:

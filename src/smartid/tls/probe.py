@@ -14,6 +14,12 @@ One `observe()` makes, at most:
    whether the server accepts it and sends nothing. It presents the site's client certificate when
    one is configured: a server that demands one (CM) refuses every handshake without it, and would
    otherwise seem to refuse the legacy version whether it accepts it or not.
+5. with `ciphers` (OpenSSL cipher strings, one family each): a TLS 1.2-only handshake offering
+   every suite; if the server accepts TLS 1.2, then one TLS 1.2-only handshake per family offering
+   only that family's suites, all at once in threads, at security level 0 (OpenSSL 3 offers no
+   weak suite otherwise, and the probe would "pass" without testing anything). A family this
+   OpenSSL has no suite of is recorded as not offered, never as refused. Like (4) they present
+   the site's client certificate where one is configured, verify nothing and send nothing.
 
 The peer's verdict on a client certificate: under TLS 1.2 the server checks the client certificate
 before it sends its own Finished, so the client's handshake fails when it is refused. Under TLS 1.3
@@ -42,7 +48,7 @@ from urllib.parse import urlsplit
 
 from smartid.errors import PackageError
 from smartid.http import describe_exception
-from smartid.tls.facts import CertificateFacts, ErrorKind, HandshakeFacts
+from smartid.tls.facts import CertificateFacts, CipherProbe, ErrorKind, HandshakeFacts
 
 __all__ = ["ProbeTarget", "observe", "observe_many"]
 
@@ -118,7 +124,11 @@ class ProbeTarget:
 
 
 def observe(
-    target: ProbeTarget, *, legacy: bool = True, client_auth: bool = False
+    target: ProbeTarget,
+    *,
+    legacy: bool = True,
+    client_auth: bool = False,
+    ciphers: Sequence[str] = (),
 ) -> HandshakeFacts:
     """Handshake with `target` and return what was seen; never raises for the target's behaviour.
 
@@ -150,6 +160,10 @@ def observe(
             # client certificate we do not have then ends the handshake, having accepted the
             # version all the same.
             accepted[version] = probe.ok or bool(probe.chain)
+    tls12: bool | None = None
+    families: tuple[CipherProbe, ...] = ()
+    if ciphers and verdict.error_kind not in ("connect", "timeout"):
+        tls12, families = _probe_ciphers(target, tuple(ciphers))
     return HandshakeFacts(
         target=target.address,
         server_name=target.server_name,
@@ -163,6 +177,8 @@ def observe(
         client_cert_demanded=demanded,
         legacy=accepted,
         duration_ms=(time.perf_counter() - started) * 1000,
+        tls12=tls12,
+        ciphers=families,
     )
 
 
@@ -171,6 +187,7 @@ def observe_many(
     *,
     legacy: bool = True,
     client_auth: bool = False,
+    ciphers: Sequence[str] = (),
     max_workers: int = 16,
 ) -> dict[str, HandshakeFacts]:
     """`observe()` every target in parallel threads; the facts by target name."""
@@ -182,9 +199,43 @@ def observe_many(
     workers = max(1, min(max_workers, len(targets)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tls-probe") as pool:
         futures = {
-            t.name: pool.submit(observe, t, legacy=legacy, client_auth=client_auth) for t in targets
+            t.name: pool.submit(observe, t, legacy=legacy, client_auth=client_auth, ciphers=ciphers)
+            for t in targets
         }
         return {name: future.result() for name, future in futures.items()}
+
+
+def _probe_ciphers(
+    target: ProbeTarget, families: tuple[str, ...]
+) -> tuple[bool, tuple[CipherProbe, ...]]:
+    """Whether the server accepts TLS 1.2 at all, and what it does with each family."""
+    every = _tls12_context(_EVERY_SUITE, target.client_cert)
+    assert every is not None  # every OpenSSL has some TLS 1.2 suite
+    baseline = _handshake(target, every, target.server_name)
+    if not (baseline.ok or baseline.chain):
+        return False, ()
+    offered = {family: _tls12_context(family, target.client_cert) for family in families}
+    wanted = [family for family in families if offered[family] is not None]
+    outcomes: dict[str, _Outcome] = {}
+    if wanted:
+        with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="tls-cipher") as pool:
+            futures = {
+                family: pool.submit(_handshake, target, context, target.server_name)
+                for family in wanted
+                if (context := offered[family]) is not None
+            }
+            outcomes = {family: future.result() for family, future in futures.items()}
+    probes = []
+    for family in families:
+        outcome = outcomes.get(family)
+        if outcome is None:
+            probes.append(CipherProbe(family, offered=False))
+        else:
+            # As with the legacy probes: a server sends its certificate only once it agreed to a
+            # suite, so a chain means accepted even where it then wanted another client certificate.
+            accepted = outcome.ok or bool(outcome.chain)
+            probes.append(CipherProbe(family, True, accepted, outcome.cipher if accepted else None))
+    return True, tuple(probes)
 
 
 @dataclass(frozen=True)
@@ -402,6 +453,29 @@ def _legacy_context(version: str, client_cert: tuple[Path, Path] | None) -> ssl.
     """Offers only `version`, to learn whether the server accepts it; verification off; with the
     site's client certificate for the endpoint, if it has one."""
     context = _unverified_context(version, version)
+    if client_cert is not None:
+        _load_client_cert(context, client_cert)
+    return context
+
+
+_EVERY_SUITE = "ALL:COMPLEMENTOFALL"
+
+
+@functools.lru_cache(maxsize=128)
+def _tls12_context(family: str, client_cert: tuple[Path, Path] | None) -> ssl.SSLContext | None:
+    """Offers TLS 1.2 only, with only the suites of `family`, at security level 0; None when this
+    OpenSSL has no TLS 1.2 suite of the family (RC4 and EXPORT are gone from OpenSSL 3, say)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        context.set_ciphers(f"{family}:@SECLEVEL=0")
+    except ssl.SSLError:
+        return None  # "No cipher can be selected."
+    # get_ciphers() always lists the TLS 1.3 suites, which set_ciphers does not govern.
+    if not any(c["protocol"] != "TLSv1.3" for c in context.get_ciphers()):
+        return None
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None:
         _load_client_cert(context, client_cert)
     return context

@@ -4,10 +4,10 @@ not there (docs/site-file.md).
 A check is one test, or one test per case where its function takes an argument that the pytest
 glue parametrizes from the site: `tls_endpoint` by every TLS endpoint (`tls_endpoints`),
 `mtls_endpoint` by those that must demand a client certificate, `binding` by the site's task
-bindings. A case is named by its test id: `hermod`, `endpoint-selfservice`,
-`Lock user/Load related credentials`. The parametrization itself is the glue's
-(fixtures/checks.py, fixtures/clients.py); tests/test_waivers.py keeps the two in agreement by
-comparing these cases with the ones pytest collects.
+bindings, `browser_ui` by IDM Admin and IDM Operator (TLS-008). A case is named by its test
+id: `hermod`, `endpoint-selfservice`, `Lock user/Load related credentials`. The parametrization
+itself is the glue's (fixtures/checks.py, fixtures/clients.py); tests/test_waivers.py keeps the
+two in agreement by comparing these cases with the ones pytest collects.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from smartid.errors import SiteError
 from smartid.site import Site, Waiver
 from smartid.verify.catalogue import CheckEntry
 from smartid.verify.endpoints import tls_endpoints
+from smartid.verify.hsts import browser_uis
 
 __all__ = ["check_cases", "waiver_problems"]
 
@@ -28,6 +29,7 @@ _PARAMETRIZED: Mapping[str, Callable[[Site], list[str]]] = {
     "tls_endpoint": lambda site: [e.id for e in tls_endpoints(site)],
     "mtls_endpoint": lambda site: [e.id for e in tls_endpoints(site) if e.client_auth_required],
     "binding": lambda site: [b.id for b in site.bindings],
+    "browser_ui": lambda site: [ui.id for ui in browser_uis(site)],
 }
 
 
