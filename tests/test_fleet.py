@@ -141,3 +141,28 @@ def test_merge_builds_the_fleet_from_reports_folders_made_elsewhere(
     nothing = _fleet(lab, "run", str(site), "--only", "two", f"--reports={elsewhere}")
     assert nothing.returncode == 4
     assert "no site is named 'two'" in nothing.stderr
+
+
+def test_a_fleet_plans_and_sets_up_each_site(lab: SetUpLab, tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(f'name = "good"\n{LAB_SITE}')
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "broken"\ntarget = "lab"\n\n[idm]\nadmin_pasword = "x"\n')
+    reports = tmp_path / "reports"
+    planned = _fleet(lab, "run", "--plan", str(good), str(broken), f"--reports={reports}")
+    assert planned.returncode == 4, planned.stdout + planned.stderr
+    plan = json.loads((reports / "fleet-plan.json").read_text())
+    by_site = {site["name"]: site for site in plan["sites"]}
+    assert by_site["good"]["exit"] == 0
+    # A site's own state (.smartid/good/) makes its own CM connection zip: one change at most.
+    assert by_site["good"]["pending"] == len(by_site["good"]["changes"]) <= 1
+    assert "pending changes, written to" in by_site["good"]["verdict"]
+    assert by_site["broken"]["exit"] == 4
+    assert "did you mean 'admin_password'" in by_site["broken"]["verdict"]
+    assert (reports / "sites" / "good" / "plan.json").is_file()
+    done = _fleet(lab, "run", "--setup", str(good), f"--reports={reports}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    fleet = json.loads((reports / "fleet.json").read_text())
+    assert [(row["name"], row["exit"]) for row in fleet["sites"]] == [("good", 0)]
+    assert " passed" in fleet["sites"][0]["verdict"]
+    assert (reports / "sites" / "good" / "setup.log").is_file()

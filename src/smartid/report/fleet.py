@@ -2,10 +2,12 @@
 (docs/fleet.md).
 
     python -m smartid.report.fleet run SITE_OR_FOLDER... [-j N] [--timeout S] [--only NAME]
-                                        [--reports DIR] [-- PYTEST_ARGS...]
+                                        [--setup | --plan] [--reports DIR] [-- PYTEST_ARGS...]
     python -m smartid.report.fleet merge DIR... [--reports DIR]
 
-`run` starts `python -m smartid.report.nightly run` for each site file (a folder stands for its
+`run --setup` sets each site up (`python -m pytest -m setup`), `run --plan` plans it (`--plan`:
+a plan.json per site and one `reports/fleet-plan.json`); otherwise `run` starts
+`python -m smartid.report.nightly run` for each site file (a folder stands for its
 `*.toml` files), at most N at a time (default: the number of cores), each bounded by `--timeout`
 seconds (default 900) and each writing its own reports folder, `reports/sites/<name>/` (its
 summary, JUnit, HTML report and trend history), and its own output log there (`nightly.log`).
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,26 +124,46 @@ def worst(codes: Sequence[int]) -> int:
     return max(codes, default=0)
 
 
-def _run_site(
-    site: FleetSite, reports: Path, timeout: float, pytest_args: Sequence[str]
-) -> tuple[int, str | None]:
-    """The site's nightly in its own process group, its output in its folder's nightly.log;
-    (exit code, why it did not finish) ."""
-    folder = reports / _SITES / site.name
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [
+Mode = str  # "verify" (the nightly), "setup" or "plan" (setup --plan)
+MODES = ("verify", "setup", "plan")
+LOGS = {"verify": "nightly.log", "setup": "setup.log", "plan": "plan.log"}
+
+
+def _command(site: FleetSite, folder: Path, mode: Mode, pytest_args: Sequence[str]) -> list[str]:
+    if mode == "verify":
+        command = [sys.executable, "-m", "smartid.report.nightly", "run"]
+        command += [f"--site={site.path}", f"--reports={folder}"]
+        return [*command, "--", *pytest_args] if pytest_args else command
+    plan = ["--plan"] if mode == "plan" else []
+    return [
         sys.executable,
         "-m",
-        "smartid.report.nightly",
-        "run",
+        "pytest",
+        "-m",
+        "setup",
         f"--site={site.path}",
-        f"--reports={folder}",
+        *plan,
+        *pytest_args,
     ]
-    if pytest_args:
-        command += ["--", *pytest_args]
-    with (folder / "nightly.log").open("wb") as log:
+
+
+def _run_site(
+    site: FleetSite,
+    reports: Path,
+    timeout: float,
+    pytest_args: Sequence[str],
+    mode: Mode = "verify",
+) -> tuple[int, str | None]:
+    """The site's nightly (or setup, or plan) in its own process group, its output in its
+    folder's log; (exit code, why it did not finish)."""
+    folder = reports / _SITES / site.name
+    folder.mkdir(parents=True, exist_ok=True)
+    command = _command(site, folder, mode, pytest_args)
+    # Setup writes its Allure results and plan.json under $SMARTID_REPORTS: the site's folder.
+    env = {**os.environ, "SMARTID_REPORTS": str(folder)}
+    with (folder / LOGS[mode]).open("wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         try:
             return process.wait(timeout=timeout), None
@@ -159,13 +182,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _site_error(path: Path) -> str | None:
-    """The first sentence pytest printed about an unusable site (its `ERROR:` lines)."""
+    """What pytest printed about an unusable site: its `ERROR:` lines, one problem each."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
     errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
-    return " ".join(errors[0].split())[:300] if errors else None
+    return " ".join("; ".join(errors).split())[:500] if errors else None
 
 
 def _last_line(path: Path) -> str:
@@ -179,15 +202,38 @@ def _last_line(path: Path) -> str:
     return ""
 
 
+def _pytest_line(path: Path) -> str | None:
+    """pytest's last line ("22 passed, 40 deselected in 1.19s"), or the plan's count."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    texts = [line.strip("= ").strip() for line in reversed(lines)]
+    for text in texts:
+        if "pending changes, written to" in text:
+            return " ".join(text.split())[:300]
+    for text in texts:
+        if re.search(r"\bin [\d.]+s\b", text):
+            return " ".join(text.split())[:300]
+    return None
+
+
 def site_row(
-    name: str, folder: Path, *, exit_code: int | None = None, why: str | None = None
+    name: str,
+    folder: Path,
+    *,
+    exit_code: int | None = None,
+    why: str | None = None,
+    mode: Mode = "verify",
 ) -> SiteRow:
     """The row of a site from its reports folder: its summary.json where it has one; else the
-    exit code and the last line it printed (a site error names its file there)."""
-    summary = _read_json(folder / "summary.json")
+    exit code and the line that says most (a site error names its file in it)."""
+    summary = _read_json(folder / "summary.json") if mode == "verify" else None
+    log = folder / LOGS[mode]
     if summary is None or why is not None:
         code = exit_code if exit_code is not None else 3
-        verdict = why or _last_line(folder / "nightly.log") or "no summary.json was written"
+        said = _site_error(log) if code == 4 else _pytest_line(log)
+        verdict = why or said or _last_line(log) or "the run left no summary"
         return SiteRow(name, code, MASKER.mask(verdict), reports=str(folder))
     counts = summary.get("counts") or {}
     code = int(summary.get("exit", exit_code if exit_code is not None else 3))
@@ -292,6 +338,25 @@ def _site_page(fleet_html: Path, site_folder: Path) -> str | None:
     return os.path.relpath(page, fleet_html)
 
 
+def _fleet_plan(named: Sequence[tuple[str, Path]], rows: Sequence[SiteRow], target: Path) -> None:
+    """One plan of the fleet: each site's plan.json (pending changes, manual steps) in a row."""
+    sites = []
+    for (_, folder), row in zip(named, rows, strict=True):
+        plan = _read_json(folder / "plan.json") or {}
+        sites.append(
+            {
+                "name": row.name,
+                "exit": row.exit,
+                "verdict": row.verdict,
+                "pending": plan.get("pending"),
+                "changes": plan.get("changes", []),
+                "manual": plan.get("manual", []),
+            }
+        )
+    document = {"pending": sum(s["pending"] or 0 for s in sites), "sites": sites}
+    target.write_text(MASKER.mask(json.dumps(document, indent=2)) + "\n", encoding="utf-8")
+
+
 def merge(
     folders: Sequence[Path],
     reports: Path,
@@ -299,6 +364,7 @@ def merge(
     outcomes: dict[str, tuple[int, str | None]] | None = None,
     render_report: bool = True,
     allure: Path | str | None = None,
+    mode: Mode = "verify",
 ) -> tuple[int, list[SiteRow]]:
     """fleet.json, the merged JUnit and the fleet's report from sites' reports folders (a
     folder's name is its site's name); the fleet's exit code and its rows."""
@@ -306,7 +372,7 @@ def merge(
     rows = []
     for name, folder in named:
         code, why = (outcomes or {}).get(name, (None, None))
-        rows.append(site_row(name, folder, exit_code=code, why=why))
+        rows.append(site_row(name, folder, exit_code=code, why=why, mode=mode))
     code = worst([row.exit for row in rows])
     reports.mkdir(parents=True, exist_ok=True)
     fleet = {
@@ -321,7 +387,9 @@ def merge(
         MASKER.mask(json.dumps(fleet, indent=2)) + "\n", encoding="utf-8"
     )
     _merged_junit(named, reports / "fleet-junit.xml")
-    if render_report:
+    if mode == "plan":
+        _fleet_plan(named, rows, reports / "fleet-plan.json")
+    if render_report and mode == "verify":
         try:
             index = fleet_report(named, rows, code, reports, allure=allure)
             print(f"Fleet report: {index}")
@@ -338,20 +406,22 @@ def run(
     jobs: int,
     timeout: float = DEFAULT_TIMEOUT,
     pytest_args: Sequence[str] = (),
+    mode: Mode = "verify",
 ) -> tuple[int, list[SiteRow]]:
-    """Each site's nightly, at most `jobs` at a time; then `merge` over their folders."""
+    """Each site's nightly (or setup, or plan), at most `jobs` at a time; then `merge` over
+    their folders."""
     outcomes: dict[str, tuple[int, str | None]] = {}
 
     def one(site: FleetSite) -> None:
         began = time.monotonic()
-        outcomes[site.name] = _run_site(site, reports, timeout, pytest_args)
+        outcomes[site.name] = _run_site(site, reports, timeout, pytest_args, mode)
         took = time.monotonic() - began
         print(f"fleet: {site.name}: exit {outcomes[site.name][0]} ({took:.1f} s)", flush=True)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, sites))
     folders = [reports / _SITES / site.name for site in sites]
-    return merge(folders, reports, outcomes=outcomes)
+    return merge(folders, reports, outcomes=outcomes, mode=mode)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -363,6 +433,9 @@ def _parser() -> argparse.ArgumentParser:
     go.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N")
     go.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S")
     go.add_argument("--only", default=None, metavar="NAME", help="run only the site named NAME")
+    how = go.add_mutually_exclusive_group()
+    how.add_argument("--setup", action="store_true", help="set each site up (pytest -m setup)")
+    how.add_argument("--plan", action="store_true", help="plan each site's setup (--plan)")
     together = commands.add_parser("merge", help="fleet.json and JUnit from reports folders")
     together.add_argument("folders", nargs="+", type=Path, metavar="DIR")
     for sub in (go, together):
@@ -394,8 +467,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not sites:
                 print(f"fleet: no site is named '{args.only}'", file=sys.stderr)
                 return 4
+        mode = "plan" if args.plan else "setup" if args.setup else "verify"
         code, rows = run(
-            sites, reports, jobs=args.jobs, timeout=args.timeout, pytest_args=pytest_args
+            sites,
+            reports,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            pytest_args=pytest_args,
+            mode=mode,
         )
     print(f"Smart ID fleet: {len(rows)} site(s), exit {code}")
     for row in rows:
