@@ -338,6 +338,12 @@ def _site_page(fleet_html: Path, site_folder: Path) -> str | None:
     return os.path.relpath(page, fleet_html)
 
 
+def _folder_site(folder: Path) -> str:
+    summary = _read_json(folder / "summary.json") or {}
+    site = summary.get("site")
+    return site if isinstance(site, str) and site else folder.name
+
+
 def _fleet_plan(named: Sequence[tuple[str, Path]], rows: Sequence[SiteRow], target: Path) -> None:
     """One plan of the fleet: each site's plan.json (pending changes, manual steps) in a row."""
     sites = []
@@ -368,10 +374,12 @@ def merge(
 ) -> tuple[int, list[SiteRow]]:
     """fleet.json, the merged JUnit and the fleet's report from sites' reports folders (a
     folder's name is its site's name); the fleet's exit code and its rows."""
-    named = [(folder.name, folder) for folder in folders]
+    # A folder is named by the site its summary names (a CI artifact's folder may be named
+    # otherwise), else by itself.
+    named = [(_folder_site(folder), folder) for folder in folders]
     rows = []
-    for name, folder in named:
-        code, why = (outcomes or {}).get(name, (None, None))
+    for (name, folder), original in zip(named, folders, strict=True):
+        code, why = (outcomes or {}).get(original.name, (None, None))
         rows.append(site_row(name, folder, exit_code=code, why=why, mode=mode))
     code = worst([row.exit for row in rows])
     reports.mkdir(parents=True, exist_ok=True)
