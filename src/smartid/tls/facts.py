@@ -37,6 +37,9 @@ class CertificateFacts:
     signature_hash: str | None  # lowercase ("sha256", "sha1"); None for Ed25519/Ed448
     self_signed: bool
     sha256_fingerprint: str  # lowercase hex, no separators
+    # The certificate itself, for judges that need more than these facts (revocation); never
+    # shown in a report.
+    der: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         for name in ("not_before", "not_after"):
@@ -70,6 +73,7 @@ class CertificateFacts:
             signature_hash=_signature_hash(cert),
             self_signed=_self_signed(cert),
             sha256_fingerprint=hashlib.sha256(der).hexdigest(),
+            der=der,
         )
 
     def to_dict(self) -> dict[str, Any]:
