@@ -43,6 +43,7 @@ __all__ = [
 
 # What a clock that runs a little ahead of the CA's may see as "not yet" without calling it wrong.
 _SKEW = timedelta(minutes=5)
+_SOURCES = {"CRL": "CRL", "OCSP": "OCSP responder"}
 _REQUIRED = "no certificate of the chain revoked, proven by its CRL and OCSP responder"
 
 
@@ -193,7 +194,8 @@ class _Judge:
     def _unavailable(self, what: str, fetched: Fetched) -> Finding:
         return self.finding(
             f"{what.lower()}-unavailable",
-            f"{self.name}: the {what} at {fetched.url} could not be fetched: {fetched.error}",
+            f"{self.name}: the {_SOURCES[what]} at {fetched.url} could not be fetched: "
+            f"{fetched.error}",
             self.unproven,
         )
 
