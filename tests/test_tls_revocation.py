@@ -333,3 +333,13 @@ def test_revocation_urls_come_from_the_crl_distribution_points_and_the_aia() -> 
 def test_facts_refuse_a_fetch_with_both_a_body_and_an_error() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         Fetched(CRL_URL, b"x", "HTTP 500", NOW)
+
+
+def test_a_responder_that_is_down_is_one_finding_naming_every_certificate_it_leaves_unproven() -> (
+    None
+):
+    intermediate = _entry(ISSUING, ROOT, _got(ROOT_CRL_URL, _crl(ROOT)), _failed(OCSP_URL))
+    facts = _facts(_leaf(GOOD_CRL, _failed(OCSP_URL)), intermediate)
+    found = judge_revocation(facts, TlsPolicy())
+    assert [(f.key, f.severity) for f in found] == [("ocsp-unavailable", "warning")]
+    assert "'CN=localhost' and 'CN=Test Issuing CA' are unproven" in found[0].observed

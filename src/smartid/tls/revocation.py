@@ -14,7 +14,7 @@ the suite cannot find) follows `[tls] revocation`: "require" critical, "prefer" 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,10 +140,31 @@ def judge_revocation(
     unproven: Severity = "critical" if policy.revocation == "require" else "warning"
     max_age = timedelta(hours=policy.ocsp_max_age_hours)
     found: list[Finding] = []
+    # One finding per source that did not answer, naming every certificate it left unproven: a
+    # responder that is down says so once per endpoint, not once per certificate.
+    unanswered: dict[tuple[str, str, str], list[str]] = {}
     for c in f.certificates:
         judge = _Judge(c, f.target, moment, unproven, max_age)
-        found += judge.all()
+        for finding in judge.all():
+            if isinstance(finding, _Unanswered):
+                unanswered.setdefault((finding.what, finding.url, finding.error), []).append(
+                    judge.name
+                )
+            else:
+                found.append(finding)
+    for (what, url, error), names in unanswered.items():
+        key = f"{what.lower()}-unavailable"
+        observed = f"the {_SOURCES[what]} at {url} could not be fetched: {error}"
+        observed += f" (so {' and '.join(names)} {'is' if len(names) == 1 else 'are'} unproven)"
+        found.append(Finding(key, unproven, observed, _REQUIRED, f.target))
     return found
+
+
+@dataclass(frozen=True)
+class _Unanswered:
+    what: str  # "CRL" or "OCSP"
+    url: str
+    error: str
 
 
 class _Judge:
@@ -166,7 +187,7 @@ class _Judge:
     def finding(self, key: str, observed: str, severity: Severity = "critical") -> Finding:
         return Finding(key, severity, observed, _REQUIRED, self.target)
 
-    def all(self) -> list[Finding]:
+    def all(self) -> Sequence[Finding | _Unanswered]:
         if not self.c.crls and not self.c.ocsp:
             return [
                 self.finding(
@@ -184,22 +205,17 @@ class _Judge:
                     self.unproven,
                 )
             ]
-        found: list[Finding] = []
+        found: list[Finding | _Unanswered] = []
         for fetched in self.c.crls:
             found += self._crl(fetched, self.issuer)
         for fetched in self.c.ocsp:
             found += self._ocsp(fetched, self.issuer)
         return found
 
-    def _unavailable(self, what: str, fetched: Fetched) -> Finding:
-        return self.finding(
-            f"{what.lower()}-unavailable",
-            f"{self.name}: the {_SOURCES[what]} at {fetched.url} could not be fetched: "
-            f"{fetched.error}",
-            self.unproven,
-        )
+    def _unavailable(self, what: str, fetched: Fetched) -> _Unanswered:
+        return _Unanswered(what, fetched.url, fetched.error or "no answer")
 
-    def _crl(self, fetched: Fetched, issuer: x509.Certificate) -> list[Finding]:
+    def _crl(self, fetched: Fetched, issuer: x509.Certificate) -> Sequence[Finding | _Unanswered]:
         if fetched.body is None:
             return [self._unavailable("CRL", fetched)]
         crl = _load_crl(fetched.body)
@@ -233,7 +249,7 @@ class _Judge:
             )
         return found
 
-    def _ocsp(self, fetched: Fetched, issuer: x509.Certificate) -> list[Finding]:
+    def _ocsp(self, fetched: Fetched, issuer: x509.Certificate) -> Sequence[Finding | _Unanswered]:
         if fetched.body is None:
             return [self._unavailable("OCSP", fetched)]
         where = f"the OCSP responder at {fetched.url}"
