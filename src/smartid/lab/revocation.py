@@ -19,6 +19,7 @@ import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
@@ -39,6 +40,7 @@ _BASE = "/cm/pki"
 _MAX_REQUEST = 16 * 1024
 _log = logging.getLogger(__name__)
 _CA = Literal["issuing", "root"]
+_Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def revoke(state: LabState, serial: int, when: datetime | None = None) -> None:
@@ -63,6 +65,9 @@ class RevocationAuthority:
     def __init__(self, state: LabState, faults: FaultSet) -> None:
         self.state, self.faults = state, faults
         self._lock = threading.Lock()
+        # What a scan of the PKI folder found, by the folder's listing and file times.
+        self._scanned: tuple[object, dict[bytes, frozenset[int]]] | None = None
+        self._keys: dict[Path, tuple[int, _Key]] = {}
 
     def revoked(self) -> dict[int, datetime]:
         listed = _stored(self.state)
@@ -74,18 +79,26 @@ class RevocationAuthority:
                 listed.setdefault(leaf.serial_number, leaf.not_valid_before_utc)
         return listed
 
-    def _ca(
-        self, which: _CA
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]:
+    def _ca(self, which: _CA) -> tuple[x509.Certificate, _Key]:
         pki = self.state.pki
         cert_path, key_path = (
             (pki.issuing_cert, pki.issuing_key)
             if which == "issuing"
             else (pki.root_cert, pki.root_key)
         )
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        return x509.load_pem_x509_certificate(cert_path.read_bytes()), self._key(key_path)
+
+    def _key(self, path: Path) -> _Key:
+        stamp = path.stat().st_mtime_ns
+        with self._lock:
+            known = self._keys.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
-        return x509.load_pem_x509_certificate(cert_path.read_bytes()), key
+        with self._lock:
+            self._keys[path] = (stamp, key)
+        return key
 
     def _window(self) -> tuple[datetime, datetime]:
         now = datetime.now(UTC)
@@ -158,9 +171,27 @@ class RevocationAuthority:
         return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def _issued_by(self, ca: x509.Certificate) -> frozenset[int]:
-        """The serials of every certificate in the PKI folder that `ca` signed."""
+        """The serials of every certificate in the PKI folder that `ca` signed; scanned again
+        only when a file of the folder changed."""
+        paths = sorted(self.state.pki.folder.glob("*.pem"))
+        listing = tuple((p.name, p.stat().st_mtime_ns) for p in paths)
+        identity = ca.public_bytes(serialization.Encoding.DER)
+        with self._lock:
+            if self._scanned is not None and self._scanned[0] == listing:
+                known = self._scanned[1].get(identity)
+                if known is not None:
+                    return known
+            else:
+                self._scanned = (listing, {})
+        found = self._scan(ca, paths)
+        with self._lock:
+            if self._scanned is not None and self._scanned[0] == listing:
+                self._scanned[1][identity] = found
+        return found
+
+    def _scan(self, ca: x509.Certificate, paths: list[Path]) -> frozenset[int]:
         serials = set()
-        for path in self.state.pki.folder.glob("*.pem"):
+        for path in paths:
             try:
                 cert = x509.load_pem_x509_certificate(path.read_bytes())
                 if cert.issuer == ca.subject and cert != ca:
