@@ -2,14 +2,19 @@
 
 The floor is one bare verifying handshake with a reused SSLContext; a verdict is `observe()`
 (verifying handshake + TLS 1.0 and 1.1 probes) followed by `judge_all()`; `openssl s_client` is
-what an administrator would run by hand, one process per endpoint.
+what an administrator would run by hand, one process per endpoint. A run of 4 endpoints
+(`observe_many` + `judge_all`) is timed beside the same run with revocation (TLS-009): every
+CRL and OCSP answer fetched once per run from the lab's CM (`RevocationAuthority` on its
+plain-HTTP listener), then `judge_revocation`.
 
-    python bench/tls_verdict.py [-n 200] [--openssl-n 20]
+    python bench/tls_verdict.py [-n 200] [--openssl-n 20] [--run-n 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import shutil
 import socket
 import ssl
@@ -18,12 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from smartid.lab.faults import FaultSet
 from smartid.lab.pki import LabPKI
+from smartid.lab.revocation import PkiServer, RevocationAuthority
+from smartid.lab.state import LabState
 from smartid.site import TlsPolicy
-from smartid.tls import ProbeTarget, judge_all, observe
+from smartid.tls import ProbeTarget, judge_all, observe, observe_many
+from smartid.tls.fetch import ChainSource, observe_revocation
+from smartid.tls.revocation import judge_revocation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -60,6 +70,46 @@ def _verdict(target: ProbeTarget, policy: TlsPolicy, *, legacy: bool) -> Callabl
     return run
 
 
+def _run_of_endpoints(
+    targets: list[ProbeTarget], policy: TlsPolicy, *, revocation: bool
+) -> Callable[[], object]:
+    """What one verify run does for the TLS checks of `targets`: observe all (in parallel),
+    judge all; with `revocation`, also fetch every CRL and OCSP answer once and judge them."""
+
+    def run() -> None:
+        observed = observe_many(targets, legacy=True)
+        found = [f for facts in observed.values() for f in judge_all(facts, policy)]
+        if revocation:
+            sources = {
+                name: ChainSource(facts.target, tuple(c.der for c in facts.chain), t.ca_bundle)
+                for (name, facts), t in zip(observed.items(), targets, strict=True)
+            }
+            for facts in observe_revocation(sources).values():
+                found += judge_revocation(facts, policy)
+        if found:
+            raise SystemExit(f"unexpected verdict: {found}")
+
+    return run
+
+
+@contextlib.contextmanager
+def _lab_cm_pki(folder: Path) -> Iterator[LabState]:
+    """A lab state with its PKI and CM's plain-HTTP CRL/OCSP listener, nothing else."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    folder.mkdir()
+    (folder / "ports.json").write_text(json.dumps({"cm_pki": sock.getsockname()[1]}))
+    state = LabState(folder)
+    state.pki.ensure("bench-officer-password")
+    server = PkiServer(sock, RevocationAuthority(state, FaultSet(folder)))
+    server.start()
+    try:
+        yield state
+    finally:
+        server.stop()
+
+
 def _s_client(openssl: str, port: int, bundle: Path) -> Callable[[], object]:
     command = [
         openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
@@ -76,7 +126,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200, help="handshakes and verdicts (default 200)")
     parser.add_argument("--openssl-n", type=int, default=20, help="s_client runs (default 20)")
+    parser.add_argument("--run-n", type=int, default=50, help="4-endpoint runs (default 50)")
     args = parser.parse_args()
+    _single(args)
+    _runs(args)
+
+
+def _runs(args: argparse.Namespace) -> None:
+    names = ("idm", "hermod", "cm", "portal")
+    policy = TlsPolicy()
+    with tempfile.TemporaryDirectory() as folder, _lab_cm_pki(Path(folder) / "lab") as state:
+        pki = state.pki
+        creds = [pki.server(n) if n != "portal" else pki.issue_server("portal") for n in names]
+        with contextlib.ExitStack() as stack:
+            ports = [stack.enter_context(tls_server(c.cert, c.key)) for c in creds]
+            targets = [
+                ProbeTarget(n, "127.0.0.1", p, "localhost", pki.ca_bundle)
+                for n, p in zip(names, ports, strict=True)
+            ]
+            without = _run_of_endpoints(targets, policy, revocation=False)
+            with_revocation = _run_of_endpoints(targets, policy, revocation=True)
+            # Interleaved, so that the machine's drift weighs on both alike.
+            samples: dict[bool, list[float]] = {False: [], True: []}
+            without()
+            with_revocation()
+            for _ in range(args.run_n):
+                for flag, action in ((False, without), (True, with_revocation)):
+                    started = time.perf_counter()
+                    action()
+                    samples[flag].append((time.perf_counter() - started) * 1000)
+    base = statistics.median(samples[False])
+    print(f"\n{'run of 4 endpoints':<40} {'N':>5} {'median ms':>10} {'p90 ms':>8} {'x':>5}")
+    for flag, label in ((False, "TLS verdicts"), (True, "TLS verdicts + revocation (TLS-009)")):
+        median = statistics.median(samples[flag])
+        p90 = statistics.quantiles(samples[flag], n=10)[-1]
+        print(f"{label:<40} {args.run_n:>5} {median:>10.2f} {p90:>8.2f} {median / base:>5.2f}")
+
+
+def _single(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         pki = LabPKI(Path(folder) / "pki")

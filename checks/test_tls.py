@@ -23,6 +23,7 @@ from smartid.tls import (
     judge_protocol,
     judge_signatures,
 )
+from smartid.tls.revocation import RevocationFacts, judge_revocation
 from smartid.verify import Findings, TlsEndpoint
 from smartid.verify.depends import handshake_findings, refused_for_want_of_certificate
 from smartid.verify.hsts import BrowserUi, HstsFacts, judge_hsts
@@ -204,3 +205,25 @@ def test_browser_uis_send_hsts(
     seam.attach_json(f"HSTS answer of {browser_ui.label}", vars(facts))
     target = f"{browser_ui.label} {facts.url}"
     findings.extend(judge_hsts(facts, site.tls.hsts_min_age, target))
+
+
+@pytest.mark.severity("critical")
+@pytest.mark.needs("reachable:{case}")
+def test_no_certificate_revoked(
+    tls_endpoint: TlsEndpoint,
+    tls_observations: dict[str, HandshakeFacts],
+    revocation_observations: dict[str, RevocationFacts],
+    site: Site,
+    findings: Findings,
+) -> None:
+    """TLS-009 No certificate of the presented chain is revoked, as its CRL distribution points
+    and OCSP responders say; a stale or foreign-signed answer fails, and a status that cannot
+    be learnt follows the site's [tls] revocation ("prefer": a warning, "require": a failure)."""
+    if site.tls.revocation == "off":
+        pytest.skip('[tls] revocation = "off": revocation is not checked')
+    facts = _facts(tls_endpoint, tls_observations)
+    if _no_certificate(tls_endpoint, facts, findings, "its revocation"):
+        return
+    revocation = revocation_observations[tls_endpoint.id]
+    seam.attach_json(f"revocation facts of {tls_endpoint.id}", revocation.to_dict())
+    findings.extend(judge_revocation(revocation, site.tls), target=tls_endpoint.named(facts.target))

@@ -277,6 +277,17 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "CM has revoked Hermod's server certificate",
+        faults=("hermod-cert-revoked",),
+        expect=(
+            Expect(
+                "TLS-009",
+                (ENDPOINT, "'CN=localhost,O=hermod' is revoked", "/cm/pki/issuing-ca.crl"),
+                ("hermod",),
+            ),
+        ),
+    ),
+    Mutation(
         "IDM certificate expired, Hermod's with a 1024-bit key",
         faults=("idm-cert-expired", "hermod-cert-weak-key"),
         expect=(

@@ -52,6 +52,7 @@ __all__ = [
     "check_status",
     "describe_exception",
     "json_body",
+    "public_session",
     "session",
     "translate",
 ]
@@ -88,10 +89,12 @@ class Session(requests.Session):
     """A Session whose requests follow the suite's HTTP policy and whose failures are the
     suite's errors. `label` names the component in a redirect's sentence ("IDM Admin")."""
 
-    def __init__(self, timeouts: Timeouts, label: str = "") -> None:
+    def __init__(self, timeouts: Timeouts, label: str = "", *, public: bool = False) -> None:
         super().__init__()
         self.timeouts = timeouts
         self.label = label
+        # Public documents only (`public_session`): nothing that proves who the suite is.
+        self.public = public
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         # requests follows what this returns; the suite follows nothing, whatever a caller asks.
@@ -116,6 +119,8 @@ class Session(requests.Session):
         kwargs.setdefault("timeout", (self.timeouts.connect, self.timeouts.read))
         if kwargs.get("verify") is False:
             raise ValueError("TLS verification is never switched off in the suite")
+        if self.public:
+            _refuse_credentials(shown, self, kwargs)
         stream = bool(kwargs.pop("stream", False))
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
@@ -177,6 +182,35 @@ def session(
     s.mount("https://", Adapter())
     s.mount("http://", Adapter())
     return s
+
+
+def public_session(timeouts: Timeouts | None = None) -> Session:
+    """A hermetic Session for public, unsigned-for-us documents that are usually served over
+    plain http: CRLs and OCSP answers (RFC 5280 4.2.1.13, RFC 6960 A.1), which carry their own
+    signatures. The one place where the suite asks a URL from outside the site file over http://
+    off loopback, so it carries no credential: no client certificate, no Authorization, no
+    cookie, no user in the URL; such a request is refused before it is sent."""
+    s = session(None, None, timeouts, label="")
+    s.public = True
+    return s
+
+
+def _refuse_credentials(url: str, s: Session, kwargs: Mapping[str, Any]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{_plain(url)}: a public document is fetched over http or https only")
+    headers = {k.lower() for k in (kwargs.get("headers") or {})} | {k.lower() for k in s.headers}
+    if (
+        parts.username is not None
+        or kwargs.get("auth") is not None
+        or kwargs.get("cert") is not None
+        or kwargs.get("cookies")
+        or s.auth is not None
+        or s.cert is not None
+        or len(s.cookies) > 0
+        or {"authorization", "cookie", "x-api-key"} & headers
+    ):
+        raise ValueError(f"{_plain(url)}: a public document is never fetched with credentials")
 
 
 def json_body(response: requests.Response) -> Any:

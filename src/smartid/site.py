@@ -480,6 +480,11 @@ class TlsPolicy(_Model):
     hsts_min_age: int = Field(default=15552000, ge=0)
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=10.0, gt=0)
+    # Revocation of the presented chain (TLS-009): "require" fails a certificate whose status
+    # cannot be learnt, "prefer" warns, "off" skips the check.
+    revocation: Literal["require", "prefer", "off"] = "prefer"
+    # An OCSP answer produced longer ago than this is stale, whatever its nextUpdate says.
+    ocsp_max_age_hours: int = Field(default=168, ge=1)
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> TlsPolicy:

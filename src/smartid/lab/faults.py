@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from smartid.errors import LabError
 from smartid.files import write_private
 from smartid.lab.jarsign import Signing
-from smartid.lab.pki import COMPONENTS, LabPKI, ServerCredentials
+from smartid.lab.pki import COMPONENTS, CRL_PATHS, OCSP_PATH, LabPKI, ServerCredentials
 
 __all__ = [
     "FAULTS",
@@ -62,6 +62,10 @@ def _component_faults() -> dict[str, str]:
         )
         faults[f"{c}-tls1-accepted"] = f"{name} accepts TLS 1.0 and TLS 1.1 handshakes"
         faults[f"{c}-down"] = f"{name} does not listen (connection refused)"
+        faults[f"{c}-cert-revoked"] = (
+            f"the lab's Certificate Manager has revoked {name}'s server certificate (its CRL "
+            "lists it, its OCSP responder says revoked)"
+        )
     return faults
 
 
@@ -71,6 +75,13 @@ FAULTS: dict[str, str] = {
     "hermod-static-rsa-accepted": (
         "Smart ID Messaging presents an RSA certificate and accepts TLS 1.2 suites with static "
         "RSA key exchange (kRSA: no forward secrecy)"
+    ),
+    "cm-crl-stale": (
+        "Certificate Manager serves CRLs whose nextUpdate has passed (published 8 days ago, "
+        "due 1 day ago)"
+    ),
+    "cm-ocsp-down": (
+        "Certificate Manager's OCSP responder does not answer (it closes every connection)"
     ),
     "hermod-callback-refused": (
         "Identity Manager Operator refuses Hermod's callbacks (HTTP 403), so the messaging "
@@ -218,9 +229,14 @@ def _sha1_server(pki: LabPKI, name: str) -> ServerCredentials:
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work)
         (folder / "req.pem").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-        (folder / "ext.cnf").write_text(
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-        )
+        extensions = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+        if pki.revocation_base:
+            base = pki.revocation_base
+            extensions += (
+                f"crlDistributionPoints=URI:{base}/{CRL_PATHS['issuing']}\n"
+                f"authorityInfoAccess=OCSP;URI:{base}/{OCSP_PATH}\n"
+            )
+        (folder / "ext.cnf").write_text(extensions)
         done = subprocess.run(
             [
                 openssl,

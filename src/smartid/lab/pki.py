@@ -3,6 +3,13 @@ client certificate and IDM's configuration zip signer (the vendor's "ConfigZipSi
 key usage digitalSignature), kept in one folder so that the lab presents the same certificates
 across restarts and a trust store made from `ca-bundle.pem` stays valid (docs/lab.md).
 
+Where the lab's CM publishes revocation (`revocation_base`, a plain-HTTP URL of the lab's CM),
+every certificate the issuing CA signs, and the issuing CA itself, names its CRL distribution
+point and OCSP responder there, as CM's own certificates do; `revocation-base.txt` records the
+base the certificates were made for. A folder made before (or for another port) is upgraded in
+place: the issuing CA is certified again with its own key, so everything it signed stays valid,
+and the server certificates and fault variants are issued again.
+
 Fault variants (expired, wrong host, weak key, untrusted issuer, an expired or expiring signer)
 are issued on demand into the same folder; an untrusted one is signed by a separate "Foreign Root
 CA" that is never in the bundle.
@@ -22,12 +29,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from smartid.errors import LabError
 from smartid.files import write_private
 
-__all__ = ["COMPONENTS", "LabPKI", "OfficerCredentials", "ServerCredentials"]
+__all__ = [
+    "COMPONENTS",
+    "CRL_PATHS",
+    "OCSP_PATH",
+    "LabPKI",
+    "OfficerCredentials",
+    "ServerCredentials",
+]
 
 COMPONENTS = ("idm", "hermod", "cm")
 OFFICER_COMMON_NAME = "IDM Officer"
@@ -38,6 +52,10 @@ SIGNER_COMMON_NAME = "Smart ID Lab Config Zip Signer"
 # The vendor's supported signer keys are RSA 2048, 3072 and 4096 (docs/vendor.md).
 _SIGNER_RSA_BITS = 2048
 _BUNDLE = "ca-bundle.pem"
+_REVOCATION_MARK = "revocation-base.txt"
+# Where the lab's CM serves what the issuing and the root CA publish, under `revocation_base`.
+CRL_PATHS = {"issuing": "issuing-ca.crl", "root": "root-ca.crl"}
+OCSP_PATH = "ocsp"
 # Names whose files ensure() manages as a set: an extra certificate under one of them would break
 # the chain or leave officer.p12 holding another certificate than officer.pem.
 _RESERVED = frozenset({_ROOT, _ISSUING, _FOREIGN, _OFFICER, _SIGNER, "ca-bundle"})
@@ -78,13 +96,28 @@ class OfficerCredentials:
 class _Issuer:
     cert: x509.Certificate
     key: _PrivateKey
+    # The CRL and OCSP URLs of what this issuer signs; None: it publishes none.
+    revocation: tuple[str, str] | None = None
 
 
 class LabPKI:
     """The certificates and keys of one lab, as files in `folder`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, revocation_base: str | None = None) -> None:
         self.folder = folder
+        self.revocation_base = revocation_base.rstrip("/") if revocation_base else None
+
+    def _urls(self, issuer: str) -> tuple[str, str] | None:
+        base = self.revocation_base
+        return (f"{base}/{CRL_PATHS[issuer]}", f"{base}/{OCSP_PATH}") if base else None
+
+    @property
+    def issuing_key(self) -> Path:
+        return self.folder / f"{_ISSUING}.key"
+
+    @property
+    def root_key(self) -> Path:
+        return self.folder / f"{_ROOT}.key"
 
     @property
     def root_cert(self) -> Path:
@@ -119,6 +152,8 @@ class LabPKI:
         must survive restarts. A certificate is reissued only when it or its issuer is incomplete,
         and an existing officer.p12 is kept whatever `officer_password` is now."""
         if self._complete():
+            if not self._revocation_current():
+                self._upgrade_revocation()
             return
         self.folder.mkdir(mode=_FOLDER_MODE, parents=True, exist_ok=True)
         self.folder.chmod(_FOLDER_MODE)
@@ -139,6 +174,36 @@ class LabPKI:
         if not officer.p12.exists():
             data = self.pkcs12(ServerCredentials(officer.cert, officer.key), officer_password)
             write_private(officer.p12, data, _KEY_MODE)
+        self._mark_revocation()
+
+    def _revocation_current(self) -> bool:
+        if self.revocation_base is None:
+            return True
+        try:
+            return (self.folder / _REVOCATION_MARK).read_text() == self.revocation_base
+        except OSError:
+            return False
+
+    def _mark_revocation(self) -> None:
+        if self.revocation_base is not None:
+            mark = self.revocation_base.encode()
+            write_private(self.folder / _REVOCATION_MARK, mark, _CERT_MODE)
+
+    def _upgrade_revocation(self) -> None:
+        """Certify the issuing CA again with its own key and the current URLs, then reissue the
+        server certificates; fault variants are issued again when next asked for."""
+        for variant in self.folder.glob("fault-*"):
+            variant.unlink(missing_ok=True)
+        issuing = self._issuer(_ISSUING)
+        cert = _ca_certificate(
+            "Smart ID Lab Issuing CA", issuing.key, self._issuer(_ROOT), 0, _ISSUING_VALIDITY
+        )
+        self._write_pair(_ISSUING, cert, issuing.key)
+        bundle = self.root_cert.read_bytes() + self.issuing_cert.read_bytes()
+        write_private(self.ca_bundle, bundle, _CERT_MODE)
+        for component in COMPONENTS:
+            self._server(component, "localhost", ("localhost", "127.0.0.1"))
+        self._mark_revocation()
 
     def issue_server(
         self,
@@ -282,8 +347,11 @@ class LabPKI:
 
     def _issuer(self, stem: str) -> _Issuer:
         creds = self._credentials(stem)
+        publishes = {_ROOT: "root", _ISSUING: "issuing"}.get(stem)
         return _Issuer(
-            x509.load_pem_x509_certificate(creds.cert.read_bytes()), _load_key(creds.key)
+            x509.load_pem_x509_certificate(creds.cert.read_bytes()),
+            _load_key(creds.key),
+            self._urls(publishes) if publishes else None,
         )
 
     def _lab_chain(self, leaf: x509.Certificate) -> list[x509.Certificate]:
@@ -391,6 +459,14 @@ def _builder(
     if issuer:
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key)
         builder = builder.add_extension(aki, critical=False)
+    if issuer and issuer.revocation:
+        crl, ocsp = issuer.revocation
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl)], None, None, None)
+        access = x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp)
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
     return builder
 
 

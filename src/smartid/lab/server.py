@@ -28,6 +28,7 @@ from smartid.lab.faults import FaultSet, ListenerSettings, listener_settings
 from smartid.lab.hermod_app import DEFAULT_CALLBACK_SUFFIX, HermodLab, create_hermod_app
 from smartid.lab.idm_actions import CallbackInbox, LabActions
 from smartid.lab.idm_app import IdmLab, create_idm_app
+from smartid.lab.revocation import PkiServer, RevocationAuthority
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
 
@@ -144,6 +145,19 @@ class _CMRunning:
         return True
 
 
+class _PkiRunning:
+    def __init__(self, port: int, authority: RevocationAuthority) -> None:
+        self._server = PkiServer(_bind("cm-pki", port), authority)
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self._server.alive
+
+
 class LabServer:
     """The lab's servers for one state directory."""
 
@@ -226,6 +240,11 @@ class LabServer:
                 "hermod", hermod_app, ports["hermod"], settings
             ),
             "cm": lambda _: _CMRunning(ports["cm"], self._cm_settings),
+            # CM's CRLs and OCSP: plain HTTP, up whatever CM's TLS listener does (a CA publishes
+            # revocation from a web server of its own), so that cm-down blocks CM's checks only.
+            "cm-pki": lambda _: _PkiRunning(
+                ports["cm_pki"], RevocationAuthority(self.state, self.faults)
+            ),
         }
         self._apply()
         self._watcher = threading.Thread(target=self._watch, name="lab-faults", daemon=True)
@@ -234,7 +253,9 @@ class LabServer:
     def _apply(self) -> None:
         with self._lock:
             for name, listener in self._listeners.items():
-                wanted: ListenerSettings | None = self._settings(name)
+                wanted: ListenerSettings | None = (
+                    _CM_UP if name == "cm-pki" else self._settings(name)
+                )
                 if name == "cm" and wanted is not None and wanted.up:
                     # CM reads its TLS settings per connection; only "down" needs a restart.
                     wanted = _CM_UP

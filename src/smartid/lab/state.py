@@ -3,6 +3,7 @@ lab loses nothing (docs/architecture.md, docs/lab.md).
 
     secrets.json         every secret value of the lab site (0600)
     ports.json           the ports chosen on first start, kept so that URLs stay valid
+    revoked.json         the certificates the lab's CM has revoked (serial, date), besides faults
     pki/                 root and issuing CA, server certificates, the CM officer keystore,
                          the configuration zip signer
     idm.sqlite           Identity Manager's database (WAL), with the audit log of every write
@@ -26,8 +27,9 @@ from smartid.lab.pki import LabPKI
 __all__ = ["DEFAULT_PORTS", "DEFAULT_STATE_DIR", "LabState", "resolve_state_dir"]
 
 DEFAULT_STATE_DIR = Path(".lab")
-# IDM's HTTPS port as in the vendor's examples, Hermod's documented port, and one for CM.
-DEFAULT_PORTS = {"idm": 18443, "hermod": 20400, "cm": 18444}
+# IDM's HTTPS port as in the vendor's examples, Hermod's documented port, one for CM, and CM's
+# plain-HTTP port where it publishes CRLs and answers OCSP.
+DEFAULT_PORTS = {"idm": 18443, "hermod": 20400, "cm": 18444, "cm_pki": 18445}
 HERMOD_FACTORY_CONFIG = """\
 # Smart ID Messaging (lab). Clients allowed to send commands are listed under
 # application.allowed-clients; an edit is applied when Hermod's configuration is refreshed
@@ -100,8 +102,21 @@ class LabState:
         return self.path / "lab.lock"
 
     @property
+    def revoked_file(self) -> Path:
+        return self.path / "revoked.json"
+
+    @property
+    def revocation_base(self) -> str | None:
+        """Where the lab's CM publishes CRLs and answers OCSP, over plain HTTP."""
+        try:
+            port = self.ports().get("cm_pki")
+        except (OSError, ValueError):
+            return None
+        return f"http://127.0.0.1:{port}/cm/pki" if port else None
+
+    @property
     def pki(self) -> LabPKI:
-        return LabPKI(self.path / "pki")
+        return LabPKI(self.path / "pki", self.revocation_base)
 
     @property
     def created(self) -> bool:
@@ -122,10 +137,14 @@ class LabState:
         if not self.secrets_file.exists():
             values = {name: secrets.token_urlsafe(18) for name in SECRET_NAMES}
             write_private(self.secrets_file, json.dumps(values, indent=2).encode())
-        if not self.ports_file.exists():
-            chosen: dict[str, int] = {}
+        # A state from before a port was added gets that port too; chosen ports are kept.
+        chosen: dict[str, int] = self.ports() if self.ports_file.exists() else {}
+        if set(DEFAULT_PORTS) - set(chosen):
+            taken = set(chosen.values())
             for name, port in DEFAULT_PORTS.items():
-                chosen[name] = port if _port_is_free(port) else _free_port()
+                if name not in chosen:
+                    free = _port_is_free(port) and port not in taken
+                    chosen[name] = port if free else _free_port()
             write_private(self.ports_file, json.dumps(chosen, indent=2).encode())
         self.pki.ensure(self.secrets()["officer_keystore_password"])
         package = demo_package("shared_credentials")

@@ -42,6 +42,9 @@ class CertificateFacts:
     # names against its dNSName and iPAddress entries only, never the subject's CN).
     has_subject_alt_name: bool = False
     common_names: tuple[str, ...] = ()  # the subject's CN values, to describe a SAN-less one
+    # The certificate itself, for judges that need more than these facts (revocation); never
+    # shown in a report.
+    der: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         for name in ("not_before", "not_after"):
@@ -81,6 +84,7 @@ class CertificateFacts:
             common_names=tuple(
                 str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             ),
+            der=der,
         )
 
     def to_dict(self) -> dict[str, Any]:

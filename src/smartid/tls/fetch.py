@@ -1,0 +1,179 @@
+"""The revocation I/O of the suite: CRLs and OCSP answers for presented chains, fetched once per
+run per URL (per URL and certificate for OCSP), all concurrently, into `RevocationFacts`.
+
+Every request goes through `smartid.http.public_session`: the suite's HTTP policy (bounded body,
+no redirect, one deadline per request) with plain http allowed, as CRLs and OCSP are published,
+and no credential ever sent. OCSP is asked by POST (RFC 6960 A.1) with a SHA-1 CertID, which
+every responder must understand (RFC 5019 2.1.1); the judge matches answers of any hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from smartid.errors import SmartIDError, TargetError
+from smartid.http import Session, Timeouts, public_session
+from smartid.tls.revocation import ChainCertificate, Fetched, RevocationFacts, revocation_urls
+
+__all__ = ["ChainSource", "observe_revocation"]
+
+# A CRL of a deployment's own CA is small; a large public CA's runs to a few MiB.
+MAX_CRL_BYTES = 8 * 1024 * 1024
+MAX_OCSP_BYTES = 64 * 1024
+_MAX_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class ChainSource:
+    """One endpoint's presented chain (DER, leaf first) and the CA bundle that completes it."""
+
+    target: str  # host:port
+    chain: tuple[bytes, ...]
+    ca_bundle: Path | None
+
+
+@dataclass(frozen=True)
+class _Job:
+    url: str
+    ocsp_request: bytes | None = None  # None: a CRL
+
+
+@dataclass(frozen=True)
+class _Planned:
+    subject: str
+    der: bytes
+    issuer_der: bytes | None
+    crls: tuple[_Job, ...]
+    ocsp: tuple[_Job, ...]
+
+
+def observe_revocation(
+    sources: Mapping[str, ChainSource], timeouts: Timeouts | None = None
+) -> dict[str, RevocationFacts]:
+    """Each endpoint's revocation facts; every distinct URL is asked once, all in parallel."""
+    observed_at = datetime.now(UTC)
+    plans = {name: _plan(source) for name, source in sources.items()}
+    jobs = sorted(
+        {j for plan in plans.values() for p in plan for j in (*p.crls, *p.ocsp)}, key=repr
+    )
+    answers: dict[_Job, Fetched] = {}
+    if jobs:
+        with (
+            public_session(timeouts) as session,
+            ThreadPoolExecutor(min(_MAX_WORKERS, len(jobs)), "revocation") as pool,
+        ):
+            for job, fetched in zip(
+                jobs, pool.map(lambda j: _fetch(session, j), jobs), strict=True
+            ):
+                answers[job] = fetched
+    return {
+        name: RevocationFacts(
+            target=sources[name].target,
+            observed_at=observed_at,
+            certificates=tuple(
+                ChainCertificate(
+                    subject=p.subject,
+                    der=p.der,
+                    issuer_der=p.issuer_der,
+                    crls=tuple(answers[j] for j in p.crls),
+                    ocsp=tuple(answers[j] for j in p.ocsp),
+                )
+                for p in plan
+            ),
+        )
+        for name, plan in plans.items()
+    }
+
+
+def _plan(source: ChainSource) -> list[_Planned]:
+    certs = [x509.load_der_x509_certificate(der) for der in source.chain]
+    planned = []
+    for index, cert in enumerate(certs):
+        if index > 0 and _issued_by(cert, cert):
+            continue  # a root sent along: the bundle's copy is the trusted one
+        issuer = _issuer(cert, certs[index + 1 :], _bundle(source.ca_bundle))
+        crl_urls, ocsp_urls = revocation_urls(cert)
+        requests = tuple(
+            _Job(url, _ocsp_request(cert, issuer) if issuer is not None else None)
+            for url in ocsp_urls
+        )
+        planned.append(
+            _Planned(
+                subject=cert.subject.rfc4514_string(),
+                der=source.chain[index],
+                issuer_der=issuer.public_bytes(serialization.Encoding.DER) if issuer else None,
+                crls=tuple(_Job(url) for url in crl_urls),
+                # Without the issuer no OCSP request can be built; the judge says so.
+                ocsp=tuple(j for j in requests if j.ocsp_request is not None),
+            )
+        )
+    return planned
+
+
+def _issuer(
+    cert: x509.Certificate,
+    presented: Sequence[x509.Certificate],
+    bundle: tuple[x509.Certificate, ...],
+) -> x509.Certificate | None:
+    if _issued_by(cert, cert):
+        return cert
+    for candidate in (*presented, *bundle):
+        if candidate.subject == cert.issuer and _issued_by(cert, candidate):
+            return candidate
+    return None
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+@lru_cache(maxsize=8)
+def _bundle(path: Path | None) -> tuple[x509.Certificate, ...]:
+    if path is None:
+        return ()
+    try:
+        return tuple(x509.load_pem_x509_certificates(path.read_bytes()))
+    except (OSError, ValueError):
+        return ()  # the TLS checks name an unreadable bundle
+
+
+def _ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())  # noqa: S303
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _fetch(session: Session, job: _Job) -> Fetched:
+    try:
+        if job.ocsp_request is None:
+            response = session.request("GET", job.url, max_bytes=MAX_CRL_BYTES)
+        else:
+            response = session.request(
+                "POST",
+                job.url,
+                data=job.ocsp_request,
+                headers={"Content-Type": "application/ocsp-request"},
+                max_bytes=MAX_OCSP_BYTES,
+            )
+    except TargetError as exc:
+        return Fetched(job.url, None, exc.observed, datetime.now(UTC))
+    except (SmartIDError, ValueError) as exc:
+        return Fetched(job.url, None, str(exc), datetime.now(UTC))
+    if response.status_code != 200:
+        return Fetched(job.url, None, f"HTTP {response.status_code}", datetime.now(UTC))
+    return Fetched(job.url, response.content, None, datetime.now(UTC))
