@@ -197,6 +197,11 @@ class RootCause:
     blocked: frozenset[str]
 
 
+# The TLS checks of an endpoint that need it to answer (TLS-006 only for those that demand a
+# client certificate).
+_ENDPOINT_TLS = ("TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007", "TLS-009")
+
+
 def _tls(case: str, *checks: str) -> frozenset[str]:
     return frozenset(f"{check}[{case}]" for check in checks)
 
@@ -210,8 +215,7 @@ ROOT_CAUSES = {
     "idm-down": RootCause(
         "CONN-001[idm]",
         frozenset({"CONN-001[idm]"}),
-        _IDM_READERS
-        | _tls("idm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007", "TLS-009"),
+        _IDM_READERS | _tls("idm", *_ENDPOINT_TLS),
     ),
     "idm-cert-expired": RootCause(
         "TLS-001[idm]",
@@ -228,13 +232,25 @@ ROOT_CAUSES = {
         "CONN-001[hermod]",
         frozenset({"CONN-001[hermod]"}),
         frozenset({"CONN-003", "CONN-005"})
-        | _tls("hermod", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007", "TLS-009"),
+        | _tls(
+            "hermod", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-007", "TLS-009"
+        ),
     ),
     "cm-down": RootCause(
         "CONN-001[cm]",
         frozenset({"CONN-001[cm]"}),
         frozenset({"CONN-004", "CONN-006"})
-        | _tls("cm", "TLS-001", "TLS-002", "TLS-003", "TLS-004", "TLS-005", "TLS-006", "TLS-007", "TLS-009"),
+        | _tls(
+            "cm",
+            "TLS-001",
+            "TLS-002",
+            "TLS-003",
+            "TLS-004",
+            "TLS-005",
+            "TLS-006",
+            "TLS-007",
+            "TLS-009",
+        ),
     ),
 }
 

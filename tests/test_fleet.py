@@ -8,13 +8,16 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from defusedxml import ElementTree
+from ruamel.yaml import YAML
 
 from smartid.masking import Secret, find_leaks
 from smartid.report.fleet import find_sites, worst
@@ -166,3 +169,89 @@ def test_a_fleet_plans_and_sets_up_each_site(lab: SetUpLab, tmp_path: Path) -> N
     assert [(row["name"], row["exit"]) for row in fleet["sites"]] == [("good", 0)]
     assert " passed" in fleet["sites"][0]["verdict"]
     assert (reports / "sites" / "good" / "setup.log").is_file()
+
+
+def _recipes() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The GitLab CI and GitHub Actions recipes of docs/fleet.md, as their YAML says."""
+    text = (ROOT / "docs" / "fleet.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2, "docs/fleet.md holds one GitLab CI and one GitHub Actions recipe"
+    gitlab, github = (YAML(typ="safe").load(block) for block in blocks)
+    return gitlab, github
+
+
+def _shell(line: str, cwd: Path, lab: SetUpLab, env: dict[str, str]) -> int:
+    venv = str(ROOT / ".venv" / "bin")
+    path = os.pathsep.join([str(cwd / ".venv" / "bin"), venv, os.environ.get("PATH", "")])
+    done = subprocess.run(
+        ["bash", "-c", line],
+        cwd=cwd,
+        env={**os.environ, **lab.env, **env, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done.returncode
+
+
+def _workspace(tmp_path: Path, name: str, sites: list[str]) -> Path:
+    """A CI job's checkout: the repository's site files (here: lab sites) and .venv/ linked."""
+    work = tmp_path / name
+    (work / "sites").mkdir(parents=True)
+    for site in sites:
+        (work / "sites" / f"{site}.toml").write_text(f'name = "{site}"\n{LAB_SITE}')
+    (work / ".venv").symlink_to(ROOT / ".venv")
+    return work
+
+
+def _installs(line: str) -> bool:
+    return line.startswith(("make install", "apt-get"))
+
+
+def test_the_gitlab_ci_recipe_runs_as_written(lab: SetUpLab, tmp_path: Path) -> None:
+    gitlab, _ = _recipes()
+    verify, report = gitlab["verify"], gitlab["report"]
+    sites = verify["parallel"]["matrix"][0]["SITE"]
+    work = _workspace(tmp_path, "gitlab", sites)
+    codes = {}
+    for site in sites:  # one job per matrix value, in one workspace: GitLab restores artifacts
+        for line in verify["script"]:  # at the paths they were saved from
+            codes[site] = _shell(line, work, lab, {"SITE": site})
+        for path in verify["artifacts"]["paths"]:
+            assert (work / path.replace("$SITE", site)).is_dir(), path
+    assert codes == dict.fromkeys(sites, 0)
+    for line in report["script"]:
+        assert _shell(line, work, lab, {}) == 0, line
+    fleet = json.loads((work / "reports" / "fleet.json").read_text())
+    assert sorted((row["name"], row["exit"]) for row in fleet["sites"]) == sorted(
+        (site, 0) for site in sites
+    )
+    assert (work / "reports" / "fleet" / "html" / "allure" / "index.html").is_file()
+
+
+def test_the_github_actions_recipe_runs_as_written(lab: SetUpLab, tmp_path: Path) -> None:
+    _, github = _recipes()
+    verify, report = github["jobs"]["verify"], github["jobs"]["report"]
+    sites = verify["strategy"]["matrix"]["site"]
+    artifacts = tmp_path / "artifact-store"
+    for site in sites:  # one job per matrix value, each in its own fresh checkout
+        work = _workspace(tmp_path, f"github-{site}", sites)
+        for step in verify["steps"]:
+            if "run" in step and not _installs(step["run"]):
+                line = step["run"].replace("${{ matrix.site }}", site)
+                assert _shell(line, work, lab, {}) == 0, line
+            if step.get("uses", "").startswith("actions/upload-artifact"):
+                name = step["with"]["name"].replace("${{ matrix.site }}", site)
+                path = step["with"]["path"].replace("${{ matrix.site }}", site)
+                shutil.copytree(work / path, artifacts / name)  # the folder's contents
+    work = _workspace(tmp_path, "github-report", sites)
+    for step in report["steps"]:
+        if step.get("uses", "").startswith("actions/download-artifact"):
+            shutil.copytree(artifacts, work / step["with"]["path"])  # each as <name>/
+        elif "run" in step and not _installs(step["run"]):
+            assert _shell(step["run"], work, lab, {}) == 0, step["run"]
+    fleet = json.loads((work / "reports" / "fleet.json").read_text())
+    # The artifacts' folders are named site-<name>; the rows carry the sites' own names.
+    assert sorted(row["name"] for row in fleet["sites"]) == sorted(sites)
+    assert {row["exit"] for row in fleet["sites"]} == {0}
