@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 
 from smartid.cm import build_connection_zip
 from smartid.hermod import HermodClient, generate_key, merge_client
@@ -316,6 +319,58 @@ def _operator_binding(state: LabState) -> str:
     return f"data pool {task.data_pool if task is not None else 'no task'}"
 
 
+def _leaf(state: LabState, component: str) -> x509.Certificate | None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def _crl(state: LabState) -> str:
+    """The issuing CA's CRL as CM serves it: fresh or stale."""
+    base = state.revocation_base
+    try:
+        answer = requests.get(f"{base}/issuing-ca.crl", timeout=3)
+        crl = x509.load_der_x509_crl(answer.content)
+    except (OSError, ValueError, requests.RequestException) as exc:
+        return f"error: {type(exc).__name__}"
+    due = crl.next_update_utc
+    return "stale" if due is not None and due < datetime.now(UTC) else "fresh"
+
+
+def _ocsp(state: LabState, component: str) -> str:
+    """What CM's OCSP responder says of the component's presented certificate."""
+    leaf = _leaf(state, component)
+    if leaf is None:
+        return "no certificate"
+    issuer = x509.load_pem_x509_certificate(state.pki.issuing_cert.read_bytes())
+    # SHA-1 CertIDs: what every OCSP responder must understand (RFC 5019), not a signature.
+    sha1 = hashes.SHA1()  # noqa: S303
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, sha1).build()
+    try:
+        answer = requests.post(
+            f"{state.revocation_base}/ocsp",
+            data=request.public_bytes(serialization.Encoding.DER),
+            headers={"Content-Type": "application/ocsp-request"},
+            timeout=3,
+        )
+        parsed = ocsp.load_der_ocsp_response(answer.content)
+    except (OSError, ValueError, requests.RequestException) as exc:
+        return f"error: {type(exc).__name__}"
+    if parsed.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return f"error: {parsed.response_status.name}"
+    return parsed.certificate_status.name.lower()
+
+
 def _observe(state: LabState) -> dict[str, str]:
     seen = {}
     # These raw probes race listeners that a fault switch is stopping; a socket the peer cut off
@@ -333,6 +388,9 @@ def _observe(state: LabState) -> dict[str, str]:
     seen["callback as hermod"] = _callback(state, "hermod")
     seen["callback anonymous"] = _callback(state, None)
     seen["idm hsts"] = _hsts(state)
+    seen["crl"] = _crl(state)
+    for component in ("idm", "hermod", "cm"):
+        seen[f"{component} ocsp"] = _ocsp(state, component)
     seen["idm download"] = _download(state)
     seen["operator binding"] = _operator_binding(state)
     return seen
@@ -353,6 +411,8 @@ def baseline(lab: LabState) -> dict[str, str]:
     assert seen["callback anonymous"] == "401"
     assert seen["idm download"] == "signer valid"
     assert seen["idm hsts"].startswith("max-age=")
+    assert seen["crl"] == "fresh"
+    assert {seen[f"{c} ocsp"] for c in ("idm", "hermod", "cm")} == {"good"}
     assert seen["operator binding"] == "data pool Batch order"
     return seen
 
@@ -384,11 +444,14 @@ def _expected(fault: str) -> tuple[str, str]:
         "cert-cn-only": ("certificate", "no SAN"),
         "tls1-accepted": ("legacy", "TLSv1 accepted"),
         "down": ("handshake", "error: ConnectionRefusedError"),
+        "cert-revoked": ("ocsp", "revoked"),
     }
     specific = {
         "cm-client-auth-not-required": ("cm without certificate", "401"),
         "hermod-static-rsa-accepted": ("hermod kRSA", "kRSA accepted"),
         "idm-hsts-missing": ("idm hsts", "none"),
+        "cm-crl-stale": ("crl", "stale"),
+        "cm-ocsp-down": ("idm ocsp", "error: "),
         "hermod-callback-refused": ("callback as hermod", "403"),
         "idm-callback-anonymous": ("callback anonymous", "200"),
         "idm-config-signer-expired": ("idm download", "signer expired"),

@@ -1,0 +1,119 @@
+"""What a fleet costs as it grows (bench/README.md, docs/fleet.md): `python -m smartid.report.fleet
+run` over 1, 4, 16 and 64 site files that all point at one lab set up by the suite's own setup,
+with -j 1 and -j <cores>; the time per site and the ratio to one site, in one run. Goal on a
+2-core machine: 16 sites <= 4x one site, 64 sites <= 12x. Also the peak resident memory of the
+whole fleet run (the fleet and every site's processes, sampled from /proc) at the largest size.
+
+    python bench/fleet.py [--sizes 1,4,16,64] [--jobs 1,2]
+
+A site's run is a whole nightly (pytest -m verify, summary, HTML report), so the per-site start
+(interpreter, pytest, imports, the site model) and the report's render are paid per site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import run_suite  # noqa: E402
+from tests.lab import new_state, running_lab  # noqa: E402
+
+LAB_SITE = (ROOT / "sites" / "lab.toml").read_text(encoding="utf-8")
+
+
+def _tree_rss(root: int) -> int:
+    """The resident memory (kB) of `root` and every process below it."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid = int(entry.name)
+        parents[pid] = int(fields.get("PPid", "0").strip())
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+    total, frontier = 0, [root]
+    while frontier:
+        pid = frontier.pop()
+        total += rss.get(pid, 0)
+        frontier += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+def _fleet(sites: Path, reports: Path, jobs: int, env: dict[str, str]) -> tuple[float, int]:
+    """Seconds of one fleet run and its peak memory (kB); every site must pass."""
+    command = [sys.executable, "-m", "smartid.report.fleet", "run", str(sites), "-j", str(jobs)]
+    command.append(f"--reports={reports}")
+    peak = 0
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
+    )
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate()
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"fleet of {sites} exited {process.returncode}:\n{output}")
+    return elapsed, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,4,16,64")
+    parser.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    jobs = sorted({int(n) for n in args.jobs.split(",")})
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as work:
+        folder = Path(work)
+        state = new_state(folder / "lab")
+        env = {"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(folder / "state")}
+        with running_lab(state):
+            setup = run_suite("-m", "setup", "-q", f"--alluredir={folder / 'a'}", env=env)
+            if setup.returncode != 0:
+                raise SystemExit(f"setup failed:\n{setup.stdout}")
+            print(
+                f"{'sites':>5} {'-j':>3} {'seconds':>8} {'s/site':>7} {'x one':>6} {'peak MB':>8}"
+            )
+            for j in jobs:
+                one: float | None = None
+                for size in sizes:
+                    sites = folder / f"sites-{size}"
+                    sites.mkdir(exist_ok=True)
+                    for n in range(size):
+                        (sites / f"s{n:03}.toml").write_text(f'name = "s{n:03}"\n{LAB_SITE}')
+                    elapsed, peak = _fleet(sites, folder / f"reports-{size}-{j}", j, env)
+                    one = elapsed if one is None else one
+                    print(
+                        f"{size:>5} {j:>3} {elapsed:>8.1f} {elapsed / size:>7.2f} "
+                        f"{elapsed / one:>6.1f} {peak / 1024:>8.0f}",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
