@@ -77,6 +77,7 @@ def _tls_verdicts(state: LabState) -> None:
             (officer.cert, officer.key) if name == "cm" else None,
         )
         for name, port in state.ports().items()
+        if name in ("idm", "hermod", "cm")  # cm_pki is CM's plain-HTTP CRL and OCSP listener
     ]
     started = time.perf_counter()
     observed = observe_many(targets, client_auth=True)
