@@ -179,9 +179,8 @@ def _handshake(state: LabState, component: str) -> str:
     return f"ok, {'expiring' if days < 30 else 'valid'}"
 
 
-def _observe_cert(state: LabState, component: str) -> str:
-    """The leaf as presented, verification off: key size, signature hash, whether it has a
-    subjectAltName."""
+def _leaf(state: LabState, component: str) -> x509.Certificate | None:
+    """The component's leaf certificate as presented, verification off; None without one."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -189,14 +188,20 @@ def _observe_cert(state: LabState, component: str) -> str:
     try:
         with (
             socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
-            context.wrap_socket(raw, do_handshake_on_connect=False) as tls,
+            context.wrap_socket(raw) as tls,
         ):
-            tls.do_handshake()
             der = tls.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError) as exc:
-        return f"error: {type(exc).__name__}"
-    assert der is not None
-    leaf = x509.load_der_x509_certificate(der)
+    except (OSError, ssl.SSLError):
+        return None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def _observe_cert(state: LabState, component: str) -> str:
+    """The leaf as presented, verification off: key size, signature hash, whether it has a
+    subjectAltName."""
+    leaf = _leaf(state, component)
+    if leaf is None:
+        return "error: no certificate"
     algorithm = leaf.signature_hash_algorithm
     try:
         leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -317,22 +322,6 @@ def _operator_binding(state: LabState) -> str:
     process = read_configuration(data, "IDM Operator's download").processes["Lock user"]
     task = process.task("Lock related credentials")
     return f"data pool {task.data_pool if task is not None else 'no task'}"
-
-
-def _leaf(state: LabState, component: str) -> x509.Certificate | None:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    try:
-        with (
-            socket.create_connection(("127.0.0.1", state.ports()[component]), timeout=3) as raw,
-            context.wrap_socket(raw) as tls,
-        ):
-            der = tls.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError):
-        return None
-    return x509.load_der_x509_certificate(der) if der else None
 
 
 def _crl(state: LabState) -> str:
