@@ -96,6 +96,8 @@ def _context(ca_bundle: Path | None, client_cert: tuple[Path, Path] | None) -> s
         context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     except (OSError, ssl.SSLError) as exc:
         raise PackageError(str(ca_bundle), f"not a usable CA bundle ({_phrase(exc)})") from None
+    # TLS 1.2 at least, whatever the interpreter's OpenSSL defaults to (as smartid.tls.probe).
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None:
         try:
             context.load_cert_chain(str(client_cert[0]), str(client_cert[1]))

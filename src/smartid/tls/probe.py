@@ -410,6 +410,10 @@ def _verifying_context(
         context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     except (OSError, ssl.SSLError) as exc:
         raise PackageError(str(ca_bundle), f"not a usable CA bundle ({_os_phrase(exc)})") from None
+    # The verdict's handshake never agrees on less than TLS 1.2, whatever the interpreter's
+    # OpenSSL defaults to (Debian's Python 3.11 leaves the minimum at "whatever OpenSSL supports");
+    # TLS 1.0 and 1.1 are the legacy probes' to test, on their own contexts.
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None:
         _load_client_cert(context, client_cert)
     return context
