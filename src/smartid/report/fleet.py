@@ -181,41 +181,35 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _site_error(path: Path) -> str | None:
+def _log_lines(path: Path) -> list[str]:
+    """A site's run log, newest line first; nothing when it is missing."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[::-1]
+    except OSError:
+        return []
+
+
+def _one(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _site_error(lines: list[str]) -> str | None:
     """What pytest printed about an unusable site: its `ERROR:` lines, one problem each."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
-    return " ".join("; ".join(errors).split())[:500] if errors else None
+    errors = [line.removeprefix("ERROR: ") for line in lines[::-1] if line.startswith("ERROR: ")]
+    return _one("; ".join(errors), 500) if errors else None
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        if line.strip():
-            return " ".join(line.split())[:300]
-    return ""
+def _last_line(lines: list[str]) -> str | None:
+    return next((_one(line) for line in lines if line.strip()), None)
 
 
-def _pytest_line(path: Path) -> str | None:
+def _pytest_line(lines: list[str]) -> str | None:
     """pytest's last line ("22 passed, 40 deselected in 1.19s"), or the plan's count."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    texts = [line.strip("= ").strip() for line in reversed(lines)]
-    for text in texts:
-        if "pending changes, written to" in text:
-            return " ".join(text.split())[:300]
-    for text in texts:
-        if re.search(r"\bin [\d.]+s\b", text):
-            return " ".join(text.split())[:300]
-    return None
+    texts = [line.strip("= ").strip() for line in lines]
+    planned = [text for text in texts if "pending changes, written to" in text]
+    summary = [text for text in texts if re.search(r"\bin [\d.]+s\b", text)]
+    found = planned or summary
+    return _one(found[0]) if found else None
 
 
 def site_row(
@@ -229,7 +223,7 @@ def site_row(
     """The row of a site from its reports folder: its summary.json where it has one; else the
     exit code and the line that says most (a site error names its file in it)."""
     summary = _read_json(folder / "summary.json") if mode == "verify" else None
-    log = folder / LOGS[mode]
+    log = _log_lines(folder / LOGS[mode])
     if summary is None or why is not None:
         code = exit_code if exit_code is not None else 3
         said = _site_error(log) if code == 4 else _pytest_line(log)
@@ -239,7 +233,7 @@ def site_row(
     code = int(summary.get("exit", exit_code if exit_code is not None else 3))
     verdict = str(summary.get("verdict", ""))
     if code == 4:
-        verdict = _site_error(folder / "nightly.log") or verdict
+        verdict = _site_error(log) or verdict
     return SiteRow(
         name=str(summary.get("site") or name),
         exit=code,
