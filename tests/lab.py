@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import requests
 from smartid.http import session
 from smartid.lab.probe import probe
 from smartid.lab.state import DEFAULT_PORTS, LabState
+from tests import warm
 
 
 def _free_port() -> int:
@@ -38,16 +40,23 @@ def new_state(folder: Path) -> LabState:
 @contextmanager
 def running_lab(
     state: LabState, *, documented_only: bool = False, callback_suffix: str | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`smartid-lab serve` in a subprocess, as users run it; killed at the end."""
+) -> Iterator[subprocess.Popen[bytes] | warm.Run]:
+    """`smartid-lab serve` in its own process, as users run it (a child of the worker's fork
+    server, tests/warm.py); killed at the end."""
     mode = ["--documented-only"] if documented_only else []
     if callback_suffix is not None:
         mode += ["--callback-suffix", callback_suffix]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smartid.lab", "--state-dir", str(state.path), "serve", *mode],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    argv = ["--state-dir", str(state.path), "serve", *mode]
+    process: subprocess.Popen[bytes] | warm.Run
+    if warm.COLD:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "smartid.lab", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    else:
+        devnull = Path(os.devnull)
+        process = warm.Run("smartid.lab", argv, dict(os.environ), Path.cwd(), devnull, devnull)
     try:
         deadline = time.monotonic() + 60
         while not probe(state):
