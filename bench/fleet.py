@@ -53,10 +53,12 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def _fleet(sites: Path, reports: Path, jobs: int, env: dict[str, str]) -> tuple[float, int]:
+def _fleet(
+    sites: Path, reports: Path, jobs: int, env: dict[str, str], cold: bool
+) -> tuple[float, int]:
     """Seconds of one fleet run and its peak memory (kB); every site must pass."""
     command = [sys.executable, "-m", "smartid.report.fleet", "run", str(sites), "-j", str(jobs)]
-    command.append(f"--reports={reports}")
+    command += [f"--reports={reports}", *(["--cold"] if cold else [])]
     peak = 0
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -85,7 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,4,16,64")
     parser.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}")
+    parser.add_argument(
+        "--starts", default="warm,cold", help="warm (forked from the fleet's server), cold, or both"
+    )
     args = parser.parse_args()
+    starts = args.starts.split(",")
     sizes = [int(n) for n in args.sizes.split(",")]
     jobs = sorted({int(n) for n in args.jobs.split(",")})
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as work:
@@ -97,19 +103,21 @@ def main() -> None:
             if setup.returncode != 0:
                 raise SystemExit(f"setup failed:\n{setup.stdout}")
             print(
-                f"{'sites':>5} {'-j':>3} {'seconds':>8} {'s/site':>7} {'x one':>6} {'peak MB':>8}"
+                f"{'start':>5} {'sites':>5} {'-j':>3} {'seconds':>8} {'s/site':>7} {'x one':>6} "
+                f"{'peak MB':>8}"
             )
-            for j in jobs:
+            for start, j in [(start, j) for start in starts for j in jobs]:
                 one: float | None = None
                 for size in sizes:
                     sites = folder / f"sites-{size}"
                     sites.mkdir(exist_ok=True)
                     for n in range(size):
                         (sites / f"s{n:03}.toml").write_text(f'name = "s{n:03}"\n{LAB_SITE}')
-                    elapsed, peak = _fleet(sites, folder / f"reports-{size}-{j}", j, env)
+                    reports = folder / f"reports-{start}-{size}-{j}"
+                    elapsed, peak = _fleet(sites, reports, j, env, start == "cold")
                     one = elapsed if one is None else one
                     print(
-                        f"{size:>5} {j:>3} {elapsed:>8.1f} {elapsed / size:>7.2f} "
+                        f"{start:>5} {size:>5} {j:>3} {elapsed:>8.1f} {elapsed / size:>7.2f} "
                         f"{elapsed / one:>6.1f} {peak / 1024:>8.0f}",
                         flush=True,
                     )

@@ -55,7 +55,7 @@ def run_suite(
         return Run(done.returncode, done.stdout, done.stderr)
     with tempfile.TemporaryDirectory(prefix="smartid-run-") as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
-        child = warm.Run("pytest", args, full_env, cwd, out, err)
+        child = warm.start("pytest", args, full_env, cwd, out, err)
         try:
             code = child.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -56,7 +56,7 @@ def running_lab(
         )
     else:
         devnull = Path(os.devnull)
-        process = warm.Run("smartid.lab", argv, dict(os.environ), Path.cwd(), devnull, devnull)
+        process = warm.start("smartid.lab", argv, dict(os.environ), Path.cwd(), devnull, devnull)
     try:
         deadline = time.monotonic() + 60
         while not probe(state):

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from smartid.masking import MASK, Secret, find_leaks
-from smartid.report import html, nightly
+from smartid.report import allure_worker, html, nightly
 from smartid.report.context import read_context
 from smartid.report.results import CATEGORIES, TestRecord, categorize, read_environment
 from tests.helpers import ROOT, Run, run_suite
@@ -487,6 +487,64 @@ def test_two_report_generations_keep_a_trend_of_two_runs_without_external_urls(
     assert html.find_external_urls(paths.html) == []
     assert find_leaks(paths.html.parent, [Secret(SECRET, "synthetic")]) == []
     print(f"report generation: {', '.join(f'{t:.2f} s' for t in timings)}")
+
+
+def _history_statuses(paths: html.ReportPaths) -> dict[str, str]:
+    (line,) = paths.history.read_text().splitlines()
+    results = json.loads(line)["testResults"]
+    return {key: value["status"] for key, value in results.items()}
+
+
+def test_the_allure_worker_renders_what_allure_generate_renders(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    allure = html.allure_binary(ALLURE)
+    made = {}
+    with allure_worker.Worker(allure, tmp_path / "worker.log") as worker:
+        address = worker.start()
+        assert address is not None, (tmp_path / "worker.log").read_text()
+        for how, via in (("cli", None), ("worker", address), ("worker-again", address)):
+            paths = html.ReportPaths.under(tmp_path / how, site="synthetic")
+            shutil.copytree(synthetic.results, paths.results)
+            index = html.render(paths, name="Smart ID verify", allure=allure, worker=via)
+            assert index.is_file()
+            assert html.find_external_urls(paths.html) == []
+            made[how] = paths
+    cli, by_worker = (_history_statuses(made[how]) for how in ("cli", "worker"))
+    assert len(cli) >= 8
+    assert by_worker == cli
+    assert _history_statuses(made["worker-again"]) == cli
+    size = {how: (p.allure_html / "index.html").stat().st_size for how, p in made.items()}
+    assert abs(size["worker"] - size["cli"]) < size["cli"] * 0.02
+    assert worker.process is None  # closed with its block
+
+
+def test_an_allure_worker_that_cannot_be_reached_leaves_the_report_to_allure_generate(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    paths = html.ReportPaths.under(tmp_path / "reports", site="synthetic")
+    shutil.copytree(synthetic.results, paths.results)
+    gone = str(tmp_path / "no-such-worker.sock")
+    index = html.render(paths, name="v", allure=html.allure_binary(ALLURE), worker=gone)
+    assert (paths.allure_html / "index.html").is_file()
+    assert index.is_file()
+
+
+def test_a_job_allure_fails_is_one_sentence_naming_the_results(tmp_path: Path) -> None:
+    config = tmp_path / "allurerc.mjs"
+    config.write_text("export default {;\n")  # not JavaScript
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    with allure_worker.Worker(html.allure_binary(ALLURE), tmp_path / "worker.log") as worker:
+        address = worker.start()
+        assert address is not None
+        with pytest.raises(allure_worker.WorkerJobError) as failed:
+            allure_worker.generate(address, config, results, tmp_path, timeout=60)
+        # The worker goes on with the next job.
+        config.write_text("export default { output: 'out' };\n")
+        assert allure_worker.generate(address, config, results, tmp_path, timeout=60)
+    assert str(failed.value)
+    assert "\n" not in str(failed.value)
 
 
 def test_a_site_error_exits_four_and_leaves_no_stale_report(tmp_path: Path) -> None:

@@ -2,8 +2,13 @@
 (docs/fleet.md).
 
     python -m smartid.report.fleet run SITE_OR_FOLDER... [-j N] [--timeout S] [--only NAME]
-                                        [--setup | --plan] [--reports DIR] [-- PYTEST_ARGS...]
+                                        [--setup | --plan] [--cold] [--reports DIR]
+                                        [-- PYTEST_ARGS...]
     python -m smartid.report.fleet merge DIR... [--reports DIR]
+
+Each site's run is forked from one warm server that has the suite's libraries imported
+(smartid.forkrun), and every report is rendered by one Allure worker (smartid.report.allure_worker)
+instead of an `allure generate` per site; `--cold` starts each site as a new interpreter instead.
 
 `run --setup` sets each site up (`python -m pytest -m setup`), `run --plan` plans it (`--plan`:
 a plan.json per site and one `reports/fleet-plan.json`); otherwise `run` starts
@@ -27,6 +32,7 @@ over 1 (a blocker or critical check failed) over 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -36,7 +42,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +51,10 @@ from xml.etree import ElementTree as ET
 
 from defusedxml import ElementTree as SafeET
 
+from smartid import forkrun
+from smartid.forkrun import ForkRunner, Run
 from smartid.masking import MASKER
+from smartid.report import allure_worker, nightly
 from smartid.report.html import ReportError, ReportPaths, allure_binary, render
 from smartid.report.signoff import FleetLine, fleet_page
 
@@ -129,22 +138,58 @@ MODES = ("verify", "setup", "plan")
 LOGS = {"verify": "nightly.log", "setup": "setup.log", "plan": "plan.log"}
 
 
+def _pytest_args(site: FleetSite, mode: Mode, pytest_args: Sequence[str]) -> list[str]:
+    """The setup's (or plan's) pytest arguments."""
+    plan = ["--plan"] if mode == "plan" else []
+    return ["-m", "setup", f"--site={site.path}", *plan, *pytest_args]
+
+
 def _command(site: FleetSite, folder: Path, mode: Mode, pytest_args: Sequence[str]) -> list[str]:
+    """The site's run as a new interpreter (`--cold`)."""
     if mode == "verify":
         command = [sys.executable, "-m", "smartid.report.nightly", "run"]
         command += [f"--site={site.path}", f"--reports={folder}"]
         return [*command, "--", *pytest_args] if pytest_args else command
-    plan = ["--plan"] if mode == "plan" else []
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-m",
-        "setup",
-        f"--site={site.path}",
-        *plan,
-        *pytest_args,
-    ]
+    return [sys.executable, "-m", "pytest", *_pytest_args(site, mode, pytest_args)]
+
+
+def _nightly(site: str, folder: str, pytest_args: list[str]) -> int:
+    """A site's nightly in a child of the fleet's fork server: pytest in that same child."""
+    return nightly.run(Path(folder), site=site, pytest_args=pytest_args, in_process=True)
+
+
+_RUNNER = ForkRunner()
+
+
+def _start(
+    site: FleetSite,
+    folder: Path,
+    mode: Mode,
+    pytest_args: Sequence[str],
+    log: Path,
+    cold: bool,
+    extra_env: dict[str, str],
+) -> subprocess.Popen[bytes] | Run:
+    """The site's run in a process group of its own, its output in `log`: forked from the
+    fleet's warm server (smartid.forkrun), else (`cold`, or no fork server here) a new
+    interpreter."""
+    # Setup writes its Allure results and plan.json under $SMARTID_REPORTS: the site's folder.
+    env = {**os.environ, **extra_env, "SMARTID_REPORTS": str(folder)}
+    if cold or not forkrun.available():
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                _command(site, folder, mode, pytest_args),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+    if mode == "verify":
+        target: str | Callable[..., int] = _nightly
+        args: list[Any] = [str(site.path), str(folder), list(pytest_args)]
+    else:
+        target, args = "pytest", _pytest_args(site, mode, pytest_args)
+    return _RUNNER.start(target, args, env=env, cwd=Path.cwd(), out=log, new_session=True)
 
 
 def _run_site(
@@ -153,24 +198,24 @@ def _run_site(
     timeout: float,
     pytest_args: Sequence[str],
     mode: Mode = "verify",
+    cold: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[int, str | None]:
     """The site's nightly (or setup, or plan) in its own process group, its output in its
     folder's log; (exit code, why it did not finish)."""
     folder = reports / _SITES / site.name
     folder.mkdir(parents=True, exist_ok=True)
-    command = _command(site, folder, mode, pytest_args)
-    # Setup writes its Allure results and plan.json under $SMARTID_REPORTS: the site's folder.
-    env = {**os.environ, "SMARTID_REPORTS": str(folder)}
-    with (folder / LOGS[mode]).open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
-        )
-        try:
-            return process.wait(timeout=timeout), None
-        except subprocess.TimeoutExpired:
+    log = folder / LOGS[mode]
+    process = _start(site, folder, mode, pytest_args, log, cold, extra_env or {})
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return 2, f"did not finish within {timeout:g} s and was stopped"
+        process.wait()
+        return 2, f"did not finish within {timeout:g} s and was stopped"
+    # A run ended by a signal is not the site's verdict: an internal error (3).
+    return (code if code >= 0 else 3), None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -286,6 +331,7 @@ def fleet_report(
     reports: Path,
     *,
     allure: Path | str | None = None,
+    worker: str | None = None,
 ) -> Path:
     """One Allure Report 3 HTML of every site's results, the sites as environments, under
     `reports/fleet/html/`, with a first page of one row per site."""
@@ -321,7 +367,12 @@ def fleet_report(
     page = fleet_page(title, code, lines, paths.allure_href)
     sites = [row.name for row in rows if row.name in finished]
     return render(
-        paths, name=title, allure=allure_binary(allure), first_page=page, environments=sites
+        paths,
+        name=title,
+        allure=allure_binary(allure),
+        first_page=page,
+        environments=sites,
+        worker=worker,
     )
 
 
@@ -365,6 +416,7 @@ def merge(
     render_report: bool = True,
     allure: Path | str | None = None,
     mode: Mode = "verify",
+    worker: str | None = None,
 ) -> tuple[int, list[SiteRow]]:
     """fleet.json, the merged JUnit and the fleet's report from sites' reports folders (a
     folder's name is its site's name); the fleet's exit code and its rows."""
@@ -393,7 +445,7 @@ def merge(
         _fleet_plan(named, rows, reports / "fleet-plan.json")
     if render_report and mode == "verify":
         try:
-            index = fleet_report(named, rows, code, reports, allure=allure)
+            index = fleet_report(named, rows, code, reports, allure=allure, worker=worker)
             print(f"Fleet report: {index}")
         except ReportError as exc:
             print(f"Fleet report: not written: {exc}", file=sys.stderr)
@@ -409,21 +461,39 @@ def run(
     timeout: float = DEFAULT_TIMEOUT,
     pytest_args: Sequence[str] = (),
     mode: Mode = "verify",
+    cold: bool = False,
 ) -> tuple[int, list[SiteRow]]:
     """Each site's nightly (or setup, or plan), at most `jobs` at a time; then `merge` over
-    their folders."""
+    their folders. `cold` starts each site as a new interpreter instead of forking it from the
+    fleet's warm server."""
     outcomes: dict[str, tuple[int, str | None]] = {}
+    with contextlib.ExitStack() as stack:
+        address = None
+        if mode == "verify" and not cold:
+            address = _worker(stack, reports)
+        extra = {allure_worker.ENV: address} if address else {}
 
-    def one(site: FleetSite) -> None:
-        began = time.monotonic()
-        outcomes[site.name] = _run_site(site, reports, timeout, pytest_args, mode)
-        took = time.monotonic() - began
-        print(f"fleet: {site.name}: exit {outcomes[site.name][0]} ({took:.1f} s)", flush=True)
+        def one(site: FleetSite) -> None:
+            began = time.monotonic()
+            outcomes[site.name] = _run_site(site, reports, timeout, pytest_args, mode, cold, extra)
+            took = time.monotonic() - began
+            print(f"fleet: {site.name}: exit {outcomes[site.name][0]} ({took:.1f} s)", flush=True)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(one, sites))
-    folders = [reports / _SITES / site.name for site in sites]
-    return merge(folders, reports, outcomes=outcomes, mode=mode)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(one, sites))
+        folders = [reports / _SITES / site.name for site in sites]
+        return merge(folders, reports, outcomes=outcomes, mode=mode, worker=address)
+
+
+def _worker(stack: contextlib.ExitStack, reports: Path) -> str | None:
+    """The address of one Allure worker for every report of this run; None where it cannot
+    start (each report is then made by `allure generate`)."""
+    try:
+        allure = allure_binary()
+    except ReportError:
+        return None  # each site's run says so in its own words
+    worker = stack.enter_context(allure_worker.Worker(allure, reports / "fleet" / "allure.log"))
+    return worker.start()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -438,6 +508,11 @@ def _parser() -> argparse.ArgumentParser:
     how = go.add_mutually_exclusive_group()
     how.add_argument("--setup", action="store_true", help="set each site up (pytest -m setup)")
     how.add_argument("--plan", action="store_true", help="plan each site's setup (--plan)")
+    go.add_argument(
+        "--cold",
+        action="store_true",
+        help="start each site as a new interpreter (default: fork it from a warm server)",
+    )
     together = commands.add_parser("merge", help="fleet.json and JUnit from reports folders")
     together.add_argument("folders", nargs="+", type=Path, metavar="DIR")
     for sub in (go, together):
@@ -477,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             pytest_args=pytest_args,
             mode=mode,
+            cold=args.cold,
         )
     print(f"Smart ID fleet: {len(rows)} site(s), exit {code}")
     for row in rows:

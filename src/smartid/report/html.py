@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from smartid.masking import MASKER
+from smartid.report import allure_worker
 from smartid.report.results import CATEGORIES
 from smartid.report.seam import SITE_LABEL
 from smartid.report.signoff import entry_page
@@ -159,12 +161,14 @@ def render(
     first_page: str | None = None,
     variables: Mapping[str, str] | None = None,
     environments: Sequence[str] = (),
+    worker: str | None = None,
 ) -> Path:
     """Render the results into `paths.allure_html` (`paths.html` is emptied first), append the run
     to the history, write `first_page` (else a page that links to the report) as
     `paths.html/index.html` and return that page. `variables` head Allure's own first page.
     `environments` (site names) make one Allure environment per site, matched by the results'
-    `site` label: the fleet's report."""
+    `site` label: the fleet's report. `worker` (else `$SMARTID_ALLURE_WORKER`) is the address of
+    an Allure worker (smartid.report.allure_worker) to render with instead of `allure generate`."""
     shutil.rmtree(paths.html, ignore_errors=True)
     paths.config.parent.mkdir(parents=True, exist_ok=True)
     paths.history.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +181,37 @@ def render(
         config_file.write_text(_environments_config(config, environments), encoding="utf-8")
     else:
         config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    address = worker if worker is not None else os.environ.get(allure_worker.ENV)
+    made = False
+    if address:
+        try:
+            made = allure_worker.generate(
+                address, config_file, paths.results, paths.config.parent, GENERATE_TIMEOUT
+            )
+        except (allure_worker.WorkerJobError, TimeoutError) as exc:
+            raise ReportError(
+                f"the Allure worker could not render {paths.results}: {exc}"
+            ) from None
+        if made and not (paths.allure_html / "index.html").is_file():
+            raise ReportError(f"the Allure worker left no {paths.allure_html / 'index.html'}")
+    if not made:
+        _generate(allure, config_file, paths)
+    index = paths.html / "index.html"
+    entry = first_page if first_page is not None else entry_page(name, paths.allure_href)
+    index.write_text(entry, encoding="utf-8")
+    for page in sorted(paths.html.rglob("*.htm*")):
+        page.write_text(strip_tracking(page.read_text(encoding="utf-8")), encoding="utf-8")
+    leftovers = find_external_urls(paths.html)
+    if leftovers:
+        shutil.rmtree(paths.html, ignore_errors=True)
+        raise ReportError(
+            "the generated report would load from other hosts and was deleted: "
+            + ", ".join(leftovers[:5])
+        )
+    return index
+
+
+def _generate(allure: Path, config_file: Path, paths: ReportPaths) -> None:
     command = [str(allure), "generate", "--config", str(config_file), str(paths.results)]
     try:
         done = subprocess.run(
@@ -192,19 +227,6 @@ def render(
     if done.returncode != 0 or not (paths.allure_html / "index.html").is_file():
         tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
         raise ReportError(f"{allure} generate exited {done.returncode}: {tail or 'no output'}")
-    index = paths.html / "index.html"
-    entry = first_page if first_page is not None else entry_page(name, paths.allure_href)
-    index.write_text(entry, encoding="utf-8")
-    for page in sorted(paths.html.rglob("*.htm*")):
-        page.write_text(strip_tracking(page.read_text(encoding="utf-8")), encoding="utf-8")
-    leftovers = find_external_urls(paths.html)
-    if leftovers:
-        shutil.rmtree(paths.html, ignore_errors=True)
-        raise ReportError(
-            "the generated report would load from other hosts and was deleted: "
-            + ", ".join(leftovers[:5])
-        )
-    return index
 
 
 _SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>\s*", re.DOTALL | re.IGNORECASE)
@@ -230,6 +252,28 @@ _LOADS = re.compile(
     r"""|\bimport\s[^;]{0,200}?\bfrom\s*["'`](https?://[^"'`]+)"""
     r"""|@import\s+["'](https?://[^"']+)"""
 )
+# Every match of _LOADS holds "http://" or "https://" at most this far after where it starts
+# (`@import`, `import ... from` with its 200 characters, `url (`, with room for spaces), and
+# its URL ends before the next quote or space: _LOADS needs running only near those, which is
+# what keeps a scan of Allure's few megabytes of script fast.
+_URL = re.compile(r"https?://")
+_BEFORE_URL = 1024
+_URL_LENGTH = 8192
+
+
+def _near_urls(text: str) -> list[tuple[int, int]]:
+    """The stretches of `text` around its "http(s)://" occurrences, overlapping ones joined."""
+    spans: list[tuple[int, int]] = []
+    for found in _URL.finditer(text):
+        start = max(0, found.start() - _BEFORE_URL)
+        end = min(len(text), found.end() + _URL_LENGTH)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
+
+
 _LOADING_TAGS = {"script", "link", "img", "iframe", "frame", "source", "embed", "object", "audio"}
 _LOADING_TAGS |= {"video", "track", "input"}
 _LOADING_ATTRIBUTES = {"src", "href", "data", "poster", "srcset"}
@@ -269,10 +313,11 @@ class _LoadScanner(HTMLParser):
         self._in_script_or_style = False
 
     def scan_code(self, text: str) -> None:
-        for match in _LOADS.finditer(text):
-            url = next(group for group in match.groups() if group)
-            if _external(url):
-                self.found.append(url)
+        for start, end in _near_urls(text):
+            for match in _LOADS.finditer(text, start, end):
+                url = next(group for group in match.groups() if group)
+                if _external(url):
+                    self.found.append(url)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._in_script_or_style = tag in ("script", "style")

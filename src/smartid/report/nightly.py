@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from smartid.forkrun import run_module
 from smartid.masking import MASKER
 from smartid.report.context import RunContext, read_context
 from smartid.report.html import ReportError, ReportPaths, allure_binary, render
@@ -297,13 +298,16 @@ def run(
     site: str | None = None,
     pytest_args: Sequence[str] = (),
     allure: Path | str | None = None,
+    in_process: bool = False,
 ) -> int:
-    """`pytest -m verify` with Allure results and JUnit XML under `reports`, then `finish()`."""
+    """`pytest -m verify` with Allure results and JUnit XML under `reports`, then `finish()`.
+    `in_process` runs pytest's command in this process instead of a new interpreter: for a
+    process that exists only for this run (a fleet's site, forked from its warm server)."""
     paths = ReportPaths.under(reports)
     reports.mkdir(parents=True, exist_ok=True)
     for stale in (reports / "junit.xml", reports / "summary.json"):
         stale.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "pytest", "-m", "verify"]
+    command = ["-m", "verify"]
     command += [f"--alluredir={paths.results}", "--clean-alluredir"]
     command += [f"--junitxml={reports / 'junit.xml'}"]
     # Each failure once: in the Smart ID verify block, not again in pytest's failure section,
@@ -314,7 +318,12 @@ def run(
     command += list(pytest_args)
     start = datetime.now(UTC)
     began = time.monotonic()
-    pytest_exit = subprocess.run(command, check=False).returncode
+    if in_process:
+        pytest_exit = run_module("pytest", command)
+    else:
+        pytest_exit = subprocess.run(
+            [sys.executable, "-m", "pytest", *command], check=False
+        ).returncode
     duration = time.monotonic() - began
     return finish(
         reports, pytest_exit, start=start, duration=duration, allure=allure, listing=False

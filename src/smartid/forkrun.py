@@ -1,0 +1,208 @@
+"""`python -m MODULE ARGS` without paying the interpreter's start each time (docs/fleet.md).
+
+A short verify spends most of its time starting: Python, pytest, requests, cryptography, pydantic
+and the suite's library take about 0.7 s of CPU to import. A fleet that starts one verify per site
+pays that per site. A fork server (multiprocessing's "forkserver" context) imports those modules
+once; each run is a child forked from that pristine server, never from the caller, so no run sees
+what another one (or the caller) did. The child does what `python -m` does: it changes to the
+working folder, takes the environment it is given (and only that), points its file descriptors 1
+and 2 at the run's files, and runs the module as `__main__` with runpy; its exit status is the
+module's `SystemExit` code. With `new_session` it leads a process group of its own, so one signal
+stops it and whatever it started.
+
+pytest runs as a command here, as `python -m pytest` would, never as a library; the suite's
+conftest, `fixtures/`, `checks/` and `setup_steps/` are imported by each run's own pytest (so its
+assertion rewriting applies) and never preloaded. Where the platform has no fork server
+(`available()` is false), callers start real subprocesses.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import multiprocessing
+import os
+import runpy
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.context import ForkServerContext, ForkServerProcess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SUITE_PRELOAD", "ForkRunner", "Run", "available"]
+
+# What a verify imports before its first check, all of them libraries that read nothing from the
+# environment or the working folder when imported. pytest plugins loaded through entry points
+# (allure-pytest, pytest-order, the suite's own) are not here: pytest rewrites their asserts on
+# import and refuses a plugin that is imported already (a warning; an error under
+# filterwarnings=error). The smartid package says PYTEST_DONT_REWRITE for the same reason.
+SUITE_PRELOAD = (
+    "pytest",
+    "allure_commons",
+    "requests",
+    "cryptography.x509",
+    "cryptography.x509.ocsp",
+    "pydantic",
+    "ruamel.yaml",
+    "smartid.site",
+    "smartid.deployment",
+    "smartid.verify",
+    "smartid.tls",
+    "smartid.idm",
+    "smartid.hermod",
+    "smartid.cm",
+    "smartid.plan",
+    "smartid.report.nightly",
+)
+
+
+def available() -> bool:
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def _exit_status(exit_: SystemExit) -> int:
+    if exit_.code is None:
+        return 0
+    if isinstance(exit_.code, int):
+        return exit_.code
+    print(exit_.code, file=sys.stderr)
+    return 1
+
+
+def _forget_pytest_plugins() -> None:
+    # A preloaded library may have imported a pytest plugin's package (FastAPI imports anyio);
+    # pytest marks every installed plugin for assert rewriting, blocked or not, and refuses one
+    # found imported already. The run imports its own copy if it needs one.
+    from importlib.metadata import entry_points
+
+    names = {point.value.split(".")[0].split(":")[0] for point in entry_points(group="pytest11")}
+    for loaded in list(sys.modules):
+        if loaded.split(".")[0] in names:
+            del sys.modules[loaded]
+
+
+def run_module(module: str, args: Sequence[str]) -> int:
+    """`python -m module args` in this process; its exit status (never raises)."""
+    saved = sys.argv
+    sys.argv = [module, *args]
+    if module == "pytest":
+        _forget_pytest_plugins()
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        return _exit_status(exit_)
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def _child(
+    target: Callable[..., int] | str,
+    args: Sequence[Any],
+    env: Mapping[str, str],
+    cwd: str,
+    out: str,
+    err: str,
+    new_session: bool,
+) -> None:
+    if new_session:
+        os.setsid()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    first = os.open(out, flags, 0o600)
+    second = first if err == out else os.open(err, flags, 0o600)
+    os.dup2(first, 1)
+    os.dup2(second, 2)
+    for fd in {first, second}:
+        os.close(fd)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - the process's stdin until it exits
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    code = 1
+    try:
+        code = run_module(target, args) if isinstance(target, str) else target(*args)
+    except SystemExit as exit_:
+        code = _exit_status(exit_)
+    except BaseException:
+        traceback.print_exc()
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code & 0xFF)
+
+
+class Run:
+    """A running child: `subprocess.Popen`'s poll, wait, send_signal and kill."""
+
+    def __init__(self, process: ForkServerProcess, name: str) -> None:
+        self.process = process
+        self.name = name
+        assert process.pid is not None
+        self.pid: int = process.pid
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit status (negative: the signal that ended it), as `Popen.wait` gives it;
+        `subprocess.TimeoutExpired` if it is still running after `timeout` seconds."""
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired([self.name], timeout or 0)
+        return self.process.exitcode
+
+    def send_signal(self, signal: int) -> None:
+        if self.process.exitcode is None:
+            os.kill(self.pid, signal)
+
+    def kill(self) -> None:
+        if self.process.exitcode is None:
+            self.process.kill()
+        self.process.join()
+
+
+class ForkRunner:
+    """A fork server that has imported `preload`, started on first use."""
+
+    def __init__(self, preload: Sequence[str] = SUITE_PRELOAD) -> None:
+        self.preload = list(preload)
+        self._context: ForkServerContext | None = None
+
+    def _server(self) -> ForkServerContext:
+        if self._context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(self.preload)
+            self._context = context
+        return self._context
+
+    def start(
+        self,
+        target: str | Callable[..., int],
+        args: Sequence[Any],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        out: Path,
+        err: Path | None = None,
+        new_session: bool = False,
+    ) -> Run:
+        """Run `target` (a module name, as `python -m` runs it, or a module-level function whose
+        return value is the exit status) with `args` in a child; its output in `out` (and `err`,
+        else `out` too)."""
+        error = out if err is None else err
+        process = self._server().Process(
+            target=_child,
+            args=(target, list(args), dict(env), str(cwd), str(out), str(error), new_session),
+        )
+        process.start()
+        name = target if isinstance(target, str) else target.__qualname__
+        return Run(process, name)
