@@ -151,3 +151,20 @@ def test_export_faults_change_no_stored_configuration(state: LabState) -> None:
         assert _export(state, fault) != before
     assert _export(state) == before
     assert store.audit_count() == writes
+
+
+def test_a_signer_whose_files_are_replaced_signs_with_the_new_key(tmp_path: Path) -> None:
+    # The lab keeps a signer's loaded key until its files change (jarsign._signer).
+    lab = LabState(tmp_path / "lab")
+    lab.ensure()
+    signer = lab.pki.config_signer
+    before = verify_jar(_export(lab), WHERE)
+    other = export_signing(lab.pki, frozenset({"idm-config-signer-expired"}))
+    shutil.copyfile(other.cert, signer.cert)
+    shutil.copyfile(other.key, signer.key)
+    after = verify_jar(_export(lab), WHERE)
+    assert before.signer is not None
+    assert after.signer is not None
+    assert after.verified, after.problems
+    assert after.signer.serial != before.signer.serial
+    assert after.signer.not_after < before.signer.not_after

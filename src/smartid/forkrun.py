@@ -101,6 +101,13 @@ def run_module(module: str, args: Sequence[str]) -> int:
     return 0
 
 
+def _name_process(name: str) -> None:
+    """What `ps` and `top` call this child (every child of the server has the server's command
+    line): the module or function it runs, as far as Linux's 15 characters go."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(name.rsplit(".", 1)[-1][:15] or "python")
+
+
 def _child(
     target: Callable[..., int] | str,
     args: Sequence[Any],
@@ -112,6 +119,7 @@ def _child(
 ) -> None:
     if new_session:
         os.setsid()
+    _name_process(target if isinstance(target, str) else target.__name__)
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)

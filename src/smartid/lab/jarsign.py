@@ -20,6 +20,7 @@ same configuration and signer give the same export bytes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,10 +60,7 @@ def signed_jar(files: Mapping[str, bytes], signing: Signing) -> bytes:
     name order. With `signing.tamper`, the first entry outside META-INF/ (in name order) gains a
     trailing newline after it was signed."""
     entries = {name: body for name, body in files.items() if not _signature_related(name)}
-    chain = x509.load_pem_x509_certificates(signing.cert.read_bytes())
-    key = serialization.load_pem_private_key(signing.key.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise LabError(f"{signing.key}: the configuration signer's key is not RSA or EC")
+    chain, key = _signer(signing.cert, signing.key)
     sections = {name: _section(name, body) for name, body in sorted(entries.items())}
     main = manifest_header("Manifest-Version", "1.0") + manifest_header("Created-By", CREATED_BY)
     manifest = main + _CRLF + b"".join(sections.values())
@@ -76,6 +74,30 @@ def signed_jar(files: Mapping[str, bytes], signing: Signing) -> bytes:
         first = min(objects or entries)
         entries[first] = entries[first] + b"\n"
     return deterministic_zip({**signed, **entries}, mode=0o644, first=names)
+
+
+def _signer(
+    cert: Path, key: Path
+) -> tuple[list[x509.Certificate], rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]:
+    """The signer's chain and key, read again only when either file changes: loading an RSA key
+    checks it, which took a third of the lab's time per download."""
+    return _load_signer(cert, key, _stamp(cert), _stamp(key))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_mtime_ns, info.st_size
+
+
+@functools.lru_cache(maxsize=16)
+def _load_signer(
+    cert: Path, key_path: Path, _cert_stamp: tuple[int, int], _key_stamp: tuple[int, int]
+) -> tuple[list[x509.Certificate], rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]:
+    chain = x509.load_pem_x509_certificates(cert.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise LabError(f"{key_path}: the configuration signer's key is not RSA or EC")
+    return chain, key
 
 
 def manifest_header(name: str, value: str) -> bytes:
