@@ -79,9 +79,10 @@ def _tls_summary(state: LabState, component: str) -> tuple[object, ...]:
         connect_timeout=2,
         read_timeout=2,
     )
-    facts = observe(target)
+    facts = observe(target, ciphers=("kRSA",))
     leaf = facts.leaf.sha256_fingerprint if facts.leaf else None
-    return facts.ok, facts.error_kind, leaf, tuple(sorted(facts.legacy.items()))
+    accepted = tuple(probe.accepted for probe in facts.ciphers)
+    return facts.ok, facts.error_kind, leaf, tuple(sorted(facts.legacy.items())), accepted
 
 
 @contextmanager
@@ -99,7 +100,7 @@ def set_up_lab(folder: Path) -> Iterator[SetUpLab]:
 def _changes_listener(fault: str) -> bool:
     kind = fault.split("-", 1)[1]
     # A revoked certificate is the same certificate: CM's CRL and OCSP read the faults per request.
-    return kind in ("down", "tls1-accepted") or (
+    return kind in ("down", "tls1-accepted", "static-rsa-accepted") or (
         kind.startswith("cert-") and kind != "cert-revoked"
     )
 
