@@ -5,7 +5,7 @@ The floor is one bare verifying handshake with a reused SSLContext; a verdict is
 what an administrator would run by hand, one process per endpoint. A run of 4 endpoints
 (`observe_many` + `judge_all`) is timed beside the same run with revocation (TLS-009): every
 CRL and OCSP answer fetched once per run from the lab's CM (`RevocationAuthority` on its
-plain-HTTP listener), then `judge_revocation`.
+plain-HTTP listener, in a process of its own as in the lab), then `judge_revocation`.
 
     python bench/tls_verdict.py [-n 200] [--openssl-n 20] [--run-n 50]
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import shutil
 import socket
 import ssl
@@ -25,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from smartid.lab.faults import FaultSet
 from smartid.lab.pki import LabPKI
@@ -33,7 +35,7 @@ from smartid.lab.state import LabState
 from smartid.site import TlsPolicy
 from smartid.tls import ProbeTarget, judge_all, observe, observe_many
 from smartid.tls.fetch import ChainSource, observe_revocation
-from smartid.tls.revocation import judge_revocation
+from smartid.tls.revocation import forget_signature_checks, judge_revocation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -80,6 +82,7 @@ def _run_of_endpoints(
         observed = observe_many(targets, legacy=True)
         found = [f for facts in observed.values() for f in judge_all(facts, policy)]
         if revocation:
+            forget_signature_checks()  # each run checks its signatures afresh, as a verify does
             sources = {
                 name: ChainSource(facts.target, tuple(c.der for c in facts.chain), t.ca_bundle)
                 for (name, facts), t in zip(observed.items(), targets, strict=True)
@@ -92,9 +95,18 @@ def _run_of_endpoints(
     return run
 
 
+def _serve_cm(folder: Path, sock: socket.socket, stop: Any) -> None:
+    server = PkiServer(sock, RevocationAuthority(LabState(folder), FaultSet(folder)))
+    server.start()
+    stop.wait()
+    server.stop()
+
+
 @contextlib.contextmanager
 def _lab_cm_pki(folder: Path) -> Iterator[LabState]:
-    """A lab state with its PKI and CM's plain-HTTP CRL/OCSP listener, nothing else."""
+    """A lab state with its PKI, and CM's plain-HTTP CRL/OCSP listener in a process of its own,
+    as the lab serves it (in the measuring process, its threads would share one GIL with the
+    client's)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
@@ -102,12 +114,18 @@ def _lab_cm_pki(folder: Path) -> Iterator[LabState]:
     (folder / "ports.json").write_text(json.dumps({"cm_pki": sock.getsockname()[1]}))
     state = LabState(folder)
     state.pki.ensure("bench-officer-password")
-    server = PkiServer(sock, RevocationAuthority(state, FaultSet(folder)))
+    context = multiprocessing.get_context("fork")  # before any thread of this process starts
+    stop = context.Event()
+    server = context.Process(target=_serve_cm, args=(folder, sock, stop), daemon=True)
     server.start()
+    sock.close()
     try:
         yield state
     finally:
-        server.stop()
+        stop.set()
+        server.join(10)
+        if server.is_alive():
+            server.kill()
 
 
 def _s_client(openssl: str, port: int, bundle: Path) -> Callable[[], object]:

@@ -17,13 +17,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from smartid.errors import SmartIDError, TargetError
 from smartid.http import Session, Timeouts, public_session
-from smartid.tls.revocation import ChainCertificate, Fetched, RevocationFacts, revocation_urls
+from smartid.tls.revocation import (
+    ChainCertificate,
+    Fetched,
+    RevocationFacts,
+    issued_by,
+    revocation_urls,
+)
 
 __all__ = ["ChainSource", "observe_revocation"]
 
@@ -99,7 +104,7 @@ def _plan(source: ChainSource) -> list[_Planned]:
     certs = [x509.load_der_x509_certificate(der) for der in source.chain]
     planned = []
     for index, cert in enumerate(certs):
-        if index > 0 and _issued_by(cert, cert):
+        if index > 0 and issued_by(cert, cert):
             continue  # a root sent along: the bundle's copy is the trusted one
         issuer = _issuer(cert, certs[index + 1 :], _bundle(source.ca_bundle))
         crl_urls, ocsp_urls = revocation_urls(cert)
@@ -125,22 +130,12 @@ def _issuer(
     presented: Sequence[x509.Certificate],
     bundle: tuple[x509.Certificate, ...],
 ) -> x509.Certificate | None:
-    if _issued_by(cert, cert):
+    if issued_by(cert, cert):
         return cert
     for candidate in (*presented, *bundle):
-        if candidate.subject == cert.issuer and _issued_by(cert, candidate):
+        if candidate.subject == cert.issuer and issued_by(cert, candidate):
             return candidate
     return None
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 @lru_cache(maxsize=8)

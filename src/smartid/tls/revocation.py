@@ -14,7 +14,7 @@ the suite cannot find) follows `[tls] revocation`: "require" critical, "prefer" 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -341,7 +341,49 @@ def _load_crl(body: bytes) -> x509.CertificateRevocationList | None:
         return None
 
 
+# Signature checks are pure functions of the bytes they check; the endpoints of one run share
+# their CA's chain, CRLs and responder, so each check is made once per process. Bounded: a
+# hostile server cannot grow these without limit.
+_MEMO_LIMIT = 512
+_MEMO: dict[tuple[object, ...], bool] = {}
+
+
+def _memo(key: tuple[object, ...], check: Callable[[], bool]) -> bool:
+    known = _MEMO.get(key)
+    if known is None:
+        known = check()
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[key] = known
+    return known
+
+
+def forget_signature_checks() -> None:
+    """Forget every remembered signature check (for benchmarks that time a fresh run)."""
+    _MEMO.clear()
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """`issuer`'s name and key issued `cert`."""
+    if cert.issuer != issuer.subject:
+        return False
+    return _memo(("issued", cert, issuer), lambda: _directly_issued(cert, issuer))
+
+
+def _directly_issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    key = ("crl", crl.fingerprint(hashes.SHA256()), issuer)
+    return _memo(key, lambda: _crl_signature_valid(crl, issuer))
+
+
+def _crl_signature_valid(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
     key = issuer.public_key()
     supported = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
     if not isinstance(key, supported | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
@@ -358,9 +400,7 @@ def _ocsp_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.
     if _signed_with(response, issuer):
         return issuer
     for candidate in _responder_candidates(response):
-        try:
-            candidate.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        if not _directly_issued(candidate, issuer):
             continue
         try:
             usage = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -376,6 +416,11 @@ def _responder_candidates(response: ocsp.OCSPResponse) -> Iterator[x509.Certific
 
 
 def _signed_with(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
+    memo = ("ocsp", response.tbs_response_bytes, response.signature, cert)
+    return _memo(memo, lambda: _ocsp_signature_valid(response, cert))
+
+
+def _ocsp_signature_valid(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     key = cert.public_key()
     signature, data = response.signature, response.tbs_response_bytes
     algorithm = response.signature_hash_algorithm
