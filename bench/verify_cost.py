@@ -1,8 +1,9 @@
 """What a whole verify run costs, as a ratio in one run (bench/README.md): `pytest -m verify`
 against a running lab that the suite's setup has configured, divided by a pytest run of as many
-trivial tests with allure-pytest writing results (`--alluredir`). Both are subprocesses started the
-same way, so both pay for Python, pytest and Allure; the ratio is what the checks themselves add.
-Goal: <= 2.
+trivial tests with allure-pytest writing results (`--alluredir`). Both are started the same way, so
+both pay for Python, pytest and Allure; the ratio is what the checks themselves add. Goal: <= 2.
+Each is measured twice: as a new interpreter (a single nightly) and forked from a warm server that
+has the libraries imported (smartid.forkrun, as a fleet runs its sites).
 
 It also prints the TLS verdict of each lab endpoint (one observation and judgement each).
 
@@ -39,10 +40,13 @@ from tests.lab import new_state, running_lab  # noqa: E402
 _TRIVIAL_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:anyio"]
 
 
-def _pytest(args: Sequence[str], env: dict[str, str], cwd: Path = ROOT, ok: int = 0) -> float:
-    """Seconds a pytest subprocess takes; it must exit with `ok`."""
+def _pytest(
+    args: Sequence[str], env: dict[str, str], cwd: Path = ROOT, ok: int = 0, cold: bool = True
+) -> float:
+    """Seconds a pytest run takes (a new interpreter, or `cold=False` a child of a warm fork
+    server, as a fleet's site runs); it must exit with `ok`."""
     started = time.perf_counter()
-    run = run_suite(*args, env=env, cwd=cwd)
+    run = run_suite(*args, env=env, cwd=cwd, cold=cold)
     elapsed = time.perf_counter() - started
     if run.returncode != ok:
         raise SystemExit(f"pytest {' '.join(args)} exited {run.returncode}:\n{run.stdout}")
@@ -114,20 +118,33 @@ def main() -> None:
             _pytest(["-m", "verify", "-q", allure, f"--junitxml={junit}"], env)  # warm-up
             count = _count(junit)
             _trivial(folder / "trivial", count)
-            verify, trivial, empty = [], [], []
+            times: dict[tuple[str, bool], list[float]] = {}
+            none = ["-m", "verify", "-q", "-k", "no_such_check", allure]
             for _ in range(args.repeat):
-                verify.append(_pytest(["-m", "verify", "-q", allure], env))
-                # Nothing selected (exit 5): what the suite costs before any check runs.
-                none = ["-m", "verify", "-q", "-k", "no_such_check", allure]
-                empty.append(_pytest(none, env, ok=5))
-                trivial.append(_pytest([*_TRIVIAL_ARGS, allure], env, cwd=folder / "trivial"))
+                for cold in (True, False):  # interleaved: the machine's drift weighs on both
+                    runs = (
+                        ("verify", ["-m", "verify", "-q", allure], ROOT, 0),
+                        # Nothing selected (exit 5): what the suite costs before any check runs.
+                        ("empty", none, ROOT, 5),
+                        ("trivial", [*_TRIVIAL_ARGS, allure], folder / "trivial", 0),
+                    )
+                    for name, argv, cwd, ok in runs:
+                        took = _pytest(argv, env, cwd=cwd, ok=ok, cold=cold)
+                        times.setdefault((name, cold), []).append(took)
             print("TLS verdict per lab endpoint:")
             _tls_verdicts(state)
-    v, t, e = statistics.median(verify), statistics.median(trivial), statistics.median(empty)
-    print(f"pytest -m verify ({count} checks, lab set up): {v:.2f} s (median of {args.repeat})")
-    print(f"  of which the suite's start and end, no check selected: {e:.2f} s")
-    print(f"{count} trivial tests with allure-pytest:     {t:.2f} s (median of {args.repeat})")
-    print(f"ratio: {v / t:.2f} (goal <= 2), {caches} bytecode caches")
+    for cold in (True, False):
+        v, e, t = (
+            statistics.median(times[(name, cold)]) for name in ("verify", "empty", "trivial")
+        )
+        how = "new interpreter per run" if cold else "forked from a warm server (a fleet's site)"
+        print(f"{how}:")
+        print(
+            f"  pytest -m verify ({count} checks, lab set up): {v:.2f} s (median of {args.repeat})"
+        )
+        print(f"    of which the suite's start and end, no check selected: {e:.2f} s")
+        print(f"  {count} trivial tests with allure-pytest:     {t:.2f} s")
+        print(f"  ratio: {v / t:.2f} (goal <= 2; a fleet's goal <= 1.5), {caches} bytecode caches")
 
 
 if __name__ == "__main__":
