@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
+from cryptography import x509
 
 from smartid.errors import SmartIDError
 from smartid.hermod import HermodClient, generate_key, merge_client
@@ -55,6 +57,7 @@ def test_status_of_stopped_lab_exits_3_with_every_field(tmp_path: Path) -> None:
     assert document["running"] is False
     assert set(document["endpoints"]) >= {"idm_admin", "idm_operator"}
     assert document["endpoints"]["idm_admin"].startswith("https://localhost:")
+    assert document["cm_pki"] == f"http://127.0.0.1:{state.ports()['cm_pki']}/cm/pki"
     assert Path(document["ca_bundle"]).read_text().count("BEGIN CERTIFICATE") == 2
     assert all(Path(document["officer"][k]).is_file() for k in ("cert", "key", "p12"))
     assert document["writes"] >= 1
@@ -69,6 +72,13 @@ def test_serve_answers_and_stops_on_sigterm(
     done = _cli(state, "status", "--json")
     assert done.returncode == 0
     assert json.loads(done.stdout)["running"] is True
+    crl = requests.get(json.loads(done.stdout)["cm_pki"] + "/issuing-ca.crl", timeout=10)
+    assert crl.status_code == 200
+    assert (
+        x509.load_der_x509_crl(crl.content).issuer.rfc4514_string() == "CN=Smart ID Lab Issuing CA"
+    )
+    text = _cli(state, "status")
+    assert f"cm_pki: {json.loads(done.stdout)['cm_pki']} (CRLs and OCSP)" in text.stdout
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
     assert not probe(state)

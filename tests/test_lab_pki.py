@@ -343,3 +343,42 @@ def test_a_lab_from_before_the_signer_gets_only_the_signer(tmp_path: Path) -> No
     after = {p.name: p.read_bytes() for p in pki.folder.iterdir()}
     assert set(after) - set(before) == {"config-signer.pem", "config-signer.key"}
     assert {name: after[name] for name in before} == before
+
+
+def _first_pem(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
+def _cdp(cert: x509.Certificate) -> list[str]:
+    points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    return [name.value for point in points for name in point.full_name or ()]
+
+
+def test_a_state_made_for_other_revocation_urls_is_upgraded_keeping_the_keys(
+    tmp_path: Path,
+) -> None:
+    old_base, new_base = "http://127.0.0.1:1111/cm/pki", "http://127.0.0.1:2222/cm/pki"
+    folder = tmp_path / "pki"
+    LabPKI(folder, old_base).ensure("officer-password")
+    old = LabPKI(folder, old_base)
+    old_issuing, old_server = _first_pem(old.issuing_cert), _first_pem(old.server("idm").cert)
+    old_issuing_key = old.issuing_key.read_bytes()
+    assert _cdp(old_server) == [f"{old_base}/issuing-ca.crl"]
+
+    new = LabPKI(folder, new_base)
+    new.ensure("officer-password")
+    issuing, server = _first_pem(new.issuing_cert), _first_pem(new.server("idm").cert)
+    assert (folder / "revocation-base.txt").read_text() == new_base
+    # The issuing CA is certified again with its own key: what it signed before stays valid.
+    assert new.issuing_key.read_bytes() == old_issuing_key
+    assert issuing.serial_number != old_issuing.serial_number
+    assert _cdp(issuing) == [f"{new_base}/root-ca.crl"]
+    old_server.verify_directly_issued_by(issuing)
+    # The servers' certificates name the new URLs; the bundle holds the new issuing CA.
+    assert _cdp(server) == [f"{new_base}/issuing-ca.crl"]
+    assert issuing in x509.load_pem_x509_certificates(new.ca_bundle.read_bytes())
+    assert old_issuing not in x509.load_pem_x509_certificates(new.ca_bundle.read_bytes())
+    # Once upgraded, nothing changes on the next start.
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    LabPKI(folder, new_base).ensure("officer-password")
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before

@@ -30,6 +30,8 @@ def status(state: LabState) -> dict[str, Any]:
         "documented_only": serves_documented_only(state),
         "state_dir": str(state.path),
         "endpoints": state.endpoints(),
+        # CM's CRLs and OCSP responder, over plain HTTP as CRLs usually are (docs/lab.md).
+        "cm_pki": state.revocation_base,
         "ca_bundle": str(state.pki.ca_bundle),
         "officer": {"cert": str(officer.cert), "key": str(officer.key), "p12": str(officer.p12)},
         "writes": Store(state.database).audit_count(),
@@ -53,6 +55,7 @@ def _serve(state: LabState, *, documented_only: bool, callback_suffix: str | Non
     )
     for name, url in endpoints.items():
         print(f"  {name:14} {url}", flush=True)
+    print(f"  {'cm_pki':14} {state.revocation_base} (CRLs and OCSP)", flush=True)
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -196,6 +199,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"running: {'yes' if document['running'] else 'no'}")
             for name, url in document["endpoints"].items():
                 print(f"{name}: {url}")
+            print(f"cm_pki: {document['cm_pki']} (CRLs and OCSP)")
         return 0 if document["running"] else 3
     except SmartIDError as exc:
         print(f"smartid-lab: {exc}", file=sys.stderr)
