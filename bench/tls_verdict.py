@@ -34,7 +34,7 @@ from smartid.lab.revocation import PkiServer, RevocationAuthority
 from smartid.lab.state import LabState
 from smartid.site import TlsPolicy
 from smartid.tls import ProbeTarget, judge_all, observe, observe_many
-from smartid.tls.fetch import ChainSource, observe_revocation
+from smartid.tls.fetch import ChainSource, RevocationFetcher
 from smartid.tls.revocation import forget_signature_checks, judge_revocation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,20 +75,35 @@ def _verdict(target: ProbeTarget, policy: TlsPolicy, *, legacy: bool) -> Callabl
 def _run_of_endpoints(
     targets: list[ProbeTarget], policy: TlsPolicy, *, revocation: bool
 ) -> Callable[[], object]:
-    """What one verify run does for the TLS checks of `targets`: observe all (in parallel),
-    judge all; with `revocation`, also fetch every CRL and OCSP answer once and judge them."""
+    """What one verify run does for the TLS checks of `targets` (fixtures/checks.py): observe all
+    in parallel with the probes a verify makes (TLS 1.0/1.1, client certificate, the policy's
+    cipher families), judge all; with `revocation`, also fetch every CRL and OCSP answer once
+    (each chain's as soon as its handshake has it) and judge them."""
+    probes: dict[str, Any] = {
+        "legacy": True,
+        "client_auth": True,
+        "ciphers": policy.cipher_families,
+    }
 
     def run() -> None:
-        observed = observe_many(targets, legacy=True)
-        found = [f for facts in observed.values() for f in judge_all(facts, policy)]
-        if revocation:
+        if not revocation:
+            observed = observe_many(targets, **probes)
+            found = [f for facts in observed.values() for f in judge_all(facts, policy)]
+        else:
+            # As the verify does (fixtures/checks.py): each chain's CRLs and OCSP answers are
+            # asked as soon as its handshake has it, while the other probes still run.
             forget_signature_checks()  # each run checks its signatures afresh, as a verify does
-            sources = {
-                name: ChainSource(facts.target, tuple(c.der for c in facts.chain), t.ca_bundle)
-                for (name, facts), t in zip(observed.items(), targets, strict=True)
-            }
-            for facts in observe_revocation(sources).values():
-                found += judge_revocation(facts, policy)
+            bundles = {t.name: t.ca_bundle for t in targets}
+            addresses = {t.name: t.address for t in targets}
+            with RevocationFetcher() as fetcher:
+
+                def seen(name: str, chain: tuple[bytes, ...]) -> None:
+                    fetcher.add(name, ChainSource(addresses[name], chain, bundles[name]))
+
+                observed = observe_many(targets, **probes, on_chain=seen)
+                found = [f for facts in observed.values() for f in judge_all(facts, policy)]
+                for facts in fetcher.result().values():
+                    found += judge_revocation(facts, policy)
         if found:
             raise SystemExit(f"unexpected verdict: {found}")
 

@@ -51,7 +51,9 @@ const server = net.createServer((connection) => {
       try {
         const job = JSON.parse(line);
         try {
+          const started = Date.now();
           await generate(job);
+          console.log(`rendered ${job.results} in ${Date.now() - started} ms`);
           answer = { id: job.id, ok: true };
         } catch (error) {
           answer = { id: job.id, ok: false, error: String(error?.message ?? error) };

@@ -9,8 +9,9 @@ every responder must understand (RFC 5019 2.1.1); the judge matches answers of a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,7 +31,7 @@ from smartid.tls.revocation import (
     revocation_urls,
 )
 
-__all__ = ["ChainSource", "observe_revocation"]
+__all__ = ["ChainSource", "RevocationFetcher", "observe_revocation"]
 
 # A CRL of a deployment's own CA is small; a large public CA's runs to a few MiB.
 MAX_CRL_BYTES = 8 * 1024 * 1024
@@ -66,38 +67,76 @@ def observe_revocation(
     sources: Mapping[str, ChainSource], timeouts: Timeouts | None = None
 ) -> dict[str, RevocationFacts]:
     """Each endpoint's revocation facts; every distinct URL is asked once, all in parallel."""
-    observed_at = datetime.now(UTC)
-    plans = {name: _plan(source) for name, source in sources.items()}
-    jobs = sorted(
-        {j for plan in plans.values() for p in plan for j in (*p.crls, *p.ocsp)}, key=repr
-    )
-    answers: dict[_Job, Fetched] = {}
-    if jobs:
-        with (
-            public_session(timeouts) as session,
-            ThreadPoolExecutor(min(_MAX_WORKERS, len(jobs)), "revocation") as pool,
-        ):
-            for job, fetched in zip(
-                jobs, pool.map(lambda j: _fetch(session, j), jobs), strict=True
-            ):
-                answers[job] = fetched
-    return {
-        name: RevocationFacts(
-            target=sources[name].target,
-            observed_at=observed_at,
-            certificates=tuple(
-                ChainCertificate(
-                    subject=p.subject,
-                    der=p.der,
-                    issuer_der=p.issuer_der,
-                    crls=tuple(answers[j] for j in p.crls),
-                    ocsp=tuple(answers[j] for j in p.ocsp),
-                )
-                for p in plan
-            ),
-        )
-        for name, plan in plans.items()
-    }
+    with RevocationFetcher(timeouts) as fetcher:
+        for name, source in sources.items():
+            fetcher.add(name, source)
+        return fetcher.result()
+
+
+class RevocationFetcher:
+    """Fetches what chains need as they arrive: `add` an endpoint's chain as soon as a handshake
+    has it (while its other probes still run), and each CRL and OCSP question it needs starts at
+    once unless another endpoint's chain asked it already; `result` waits for them all. Closing
+    stops its threads and its session."""
+
+    def __init__(self, timeouts: Timeouts | None = None) -> None:
+        self._observed_at = datetime.now(UTC)
+        self._session = public_session(timeouts)
+        self._pool = ThreadPoolExecutor(_MAX_WORKERS, "revocation")
+        self._lock = threading.Lock()
+        self._answers: dict[_Job, Future[Fetched]] = {}
+        self._plans: dict[str, tuple[ChainSource, list[_Planned]]] = {}
+        self._failed: BaseException | None = None
+
+    def add(self, name: str, source: ChainSource) -> None:
+        """Start the fetches of `source`'s chain (called from any thread)."""
+        try:
+            plan = _plan(source)
+        except BaseException as exc:  # raised again by result(), in the caller's thread
+            with self._lock:
+                self._failed = self._failed or exc
+            return
+        with self._lock:
+            self._plans[name] = (source, plan)
+            for job in sorted({j for p in plan for j in (*p.crls, *p.ocsp)}, key=repr):
+                if job not in self._answers:
+                    self._answers[job] = self._pool.submit(_fetch, self._session, job)
+
+    def result(self) -> dict[str, RevocationFacts]:
+        """Every endpoint's facts, in the order they were added, once its answers are in."""
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            plans = dict(self._plans)
+            answers = dict(self._answers)
+        fetched = {job: future.result() for job, future in answers.items()}
+        return {
+            name: RevocationFacts(
+                target=source.target,
+                observed_at=self._observed_at,
+                certificates=tuple(
+                    ChainCertificate(
+                        subject=p.subject,
+                        der=p.der,
+                        issuer_der=p.issuer_der,
+                        crls=tuple(fetched[j] for j in p.crls),
+                        ocsp=tuple(fetched[j] for j in p.ocsp),
+                    )
+                    for p in plan
+                ),
+            )
+            for name, (source, plan) in plans.items()
+        }
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._session.close()
+
+    def __enter__(self) -> RevocationFetcher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _plan(source: ChainSource) -> list[_Planned]:

@@ -39,7 +39,7 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -129,8 +129,11 @@ def observe(
     legacy: bool = True,
     client_auth: bool = False,
     ciphers: Sequence[str] = (),
+    on_chain: Callable[[tuple[bytes, ...]], None] | None = None,
 ) -> HandshakeFacts:
     """Handshake with `target` and return what was seen; never raises for the target's behaviour.
+    `on_chain` gets the presented chain (DER, leaf first) as soon as the first handshake has it,
+    before the other probes: what needs only the chain (revocation) can start at once.
 
     Raises `PackageError` only when the local CA bundle or client certificate cannot be loaded.
     """
@@ -144,6 +147,9 @@ def observe(
     chain_der = verdict.chain
     if not chain_der and verdict.error_kind in ("tls", "protocol"):
         chain_der = _handshake(target, _observe_only_context(), target.server_name).chain
+    chain = _chain_facts(chain_der)
+    if on_chain is not None and chain:
+        on_chain(tuple(c.der for c in chain if c.der))
     demanded: bool | None = None
     if client_auth:
         if target.client_cert is None:
@@ -173,7 +179,7 @@ def observe(
         error_kind=verdict.error_kind,
         protocol=verdict.protocol,
         cipher=verdict.cipher,
-        chain=_chain_facts(chain_der),
+        chain=chain,
         client_cert_demanded=demanded,
         legacy=accepted,
         duration_ms=(time.perf_counter() - started) * 1000,
@@ -189,8 +195,10 @@ def observe_many(
     client_auth: bool = False,
     ciphers: Sequence[str] = (),
     max_workers: int = 16,
+    on_chain: Callable[[str, tuple[bytes, ...]], None] | None = None,
 ) -> dict[str, HandshakeFacts]:
-    """`observe()` every target in parallel threads; the facts by target name."""
+    """`observe()` every target in parallel threads; the facts by target name. `on_chain` gets
+    each target's name and chain as soon as it has one (see `observe`)."""
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise ValueError("probe targets must have unique names")
@@ -199,7 +207,14 @@ def observe_many(
     workers = max(1, min(max_workers, len(targets)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tls-probe") as pool:
         futures = {
-            t.name: pool.submit(observe, t, legacy=legacy, client_auth=client_auth, ciphers=ciphers)
+            t.name: pool.submit(
+                observe,
+                t,
+                legacy=legacy,
+                client_auth=client_auth,
+                ciphers=ciphers,
+                on_chain=None if on_chain is None else functools.partial(on_chain, t.name),
+            )
             for t in targets
         }
         return {name: future.result() for name, future in futures.items()}
