@@ -1,0 +1,120 @@
+"""smartid.tls.fetch: each chain's CRLs and OCSP answers asked as soon as a handshake has the
+chain, each question once across endpoints; `observe(on_chain=...)` hands the chain over early."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from smartid.lab.faults import FaultSet
+from smartid.lab.revocation import PkiServer, RevocationAuthority
+from smartid.lab.state import LabState
+from smartid.site import TlsPolicy
+from smartid.tls import ProbeTarget, observe
+from smartid.tls import fetch as fetch_module
+from smartid.tls.fetch import ChainSource, RevocationFetcher
+from smartid.tls.revocation import judge_revocation
+from tests.tlsservers import tls_server
+
+
+@pytest.fixture(scope="module")
+def cm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    """A lab PKI whose certificates name a running CM CRL/OCSP listener."""
+    folder = tmp_path_factory.mktemp("fetch") / "lab"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    folder.mkdir()
+    (folder / "ports.json").write_text(json.dumps({"cm_pki": sock.getsockname()[1]}))
+    state = LabState(folder)
+    state.pki.ensure("officer-password")
+    server = PkiServer(sock, RevocationAuthority(state, FaultSet(folder)))
+    server.start()
+    try:
+        yield state
+    finally:
+        server.stop()
+
+
+def _chain(state: LabState, component: str) -> tuple[bytes, ...]:
+    """The component's certificate and its issuer's, as DER (what a handshake presents)."""
+    pem = state.pki.server(component).cert.read_bytes()
+    return tuple(c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(pem))
+
+
+def test_chains_added_from_threads_share_their_ca_questions(
+    cm: LabState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: Counter[tuple[str, bool]] = Counter()
+    original = fetch_module._fetch
+
+    def counting(session: object, job: fetch_module._Job) -> object:
+        asked[(job.url, job.ocsp_request is None)] += 1
+        return original(session, job)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fetch_module, "_fetch", counting)
+    components = ("idm", "hermod", "cm")
+    with RevocationFetcher() as fetcher:
+        threads = [
+            threading.Thread(
+                target=fetcher.add,
+                args=(c, ChainSource(f"localhost:{n}", _chain(cm, c), cm.pki.ca_bundle)),
+            )
+            for n, c in enumerate(components)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        facts = fetcher.result()
+    assert set(facts) == set(components)
+    crls = {url: n for (url, is_crl), n in asked.items() if is_crl}
+    # One issuing CA for all three leaves, one root for the issuing CA: two CRLs, once each.
+    assert sorted(crls) == sorted(
+        f"{cm.revocation_base}/{name}.crl" for name in ("issuing-ca", "root-ca")
+    )
+    assert set(crls.values()) == {1}
+    # OCSP: one question per distinct certificate (three leaves and the issuing CA).
+    assert sum(n for (_, is_crl), n in asked.items() if not is_crl) == 4
+    for component in components:
+        assert judge_revocation(facts[component], TlsPolicy()) == [], component
+
+
+def test_a_chain_that_cannot_be_read_fails_the_result_in_the_callers_thread(cm: LabState) -> None:
+    with RevocationFetcher() as fetcher:
+        worker = threading.Thread(
+            target=fetcher.add, args=("bad", ChainSource("localhost:1", (b"not DER",), None))
+        )
+        worker.start()
+        worker.join()
+        with pytest.raises(ValueError, match="asn1"):
+            fetcher.result()
+
+
+def test_observe_hands_over_the_presented_chain_before_it_returns(
+    cm: LabState, tmp_path: Path
+) -> None:
+    creds = cm.pki.server("hermod")
+    seen: list[tuple[bytes, ...]] = []
+    with tls_server(creds.cert, creds.key) as port:
+        target = ProbeTarget("hermod", "127.0.0.1", port, "localhost", cm.pki.ca_bundle)
+        facts = observe(target, legacy=True, on_chain=seen.append)
+    assert facts.ok, facts.error
+    assert seen == [tuple(c.der for c in facts.chain)]
+    assert len(seen[0]) >= 1
+    # Nothing listening: no chain, no call.
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        closed = free.getsockname()[1]
+    missed: list[tuple[bytes, ...]] = []
+    target = ProbeTarget("gone", "127.0.0.1", closed, "localhost", cm.pki.ca_bundle)
+    assert not observe(target, on_chain=missed.append).ok
+    assert missed == []
