@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import shutil
 import socket
@@ -39,6 +38,7 @@ from smartid.tls.revocation import forget_signature_checks, judge_revocation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.lab import pki_only
 from tests.tlsservers import tls_server  # the TLS engine tests' server
 
 
@@ -122,13 +122,7 @@ def _lab_cm_pki(folder: Path) -> Iterator[LabState]:
     """A lab state with its PKI, and CM's plain-HTTP CRL/OCSP listener in a process of its own,
     as the lab serves it (in the measuring process, its threads would share one GIL with the
     client's)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    folder.mkdir()
-    (folder / "ports.json").write_text(json.dumps({"cm_pki": sock.getsockname()[1]}))
-    state = LabState(folder)
-    state.pki.ensure("bench-officer-password")
+    state, sock = pki_only(folder, "bench-officer-password")
     context = multiprocessing.get_context("fork")  # before any thread of this process starts
     stop = context.Event()
     server = context.Process(target=_serve_cm, args=(folder, sock, stop), daemon=True)

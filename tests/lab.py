@@ -101,3 +101,16 @@ def refresh_hermod(state: LabState) -> list[str]:
     assert answer.status_code == 200, answer.text
     clients: list[str] = answer.json()["clients"]
     return clients
+
+
+def pki_only(folder: Path, officer_password: str) -> tuple[LabState, socket.socket]:
+    """A lab state holding only its PKI, whose certificates name CM's CRL/OCSP listener on a
+    free loopback port: the state, and the socket bound to that port for a PkiServer."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    folder.mkdir(parents=True)
+    (folder / "ports.json").write_text(json.dumps({"cm_pki": sock.getsockname()[1]}))
+    state = LabState(folder)
+    state.pki.ensure(officer_password)
+    return state, sock

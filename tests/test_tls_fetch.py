@@ -3,7 +3,6 @@ chain, each question once across endpoints; `observe(on_chain=...)` hands the ch
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections import Counter
@@ -22,21 +21,15 @@ from smartid.tls import ProbeTarget, observe
 from smartid.tls import fetch as fetch_module
 from smartid.tls.fetch import ChainSource, RevocationFetcher
 from smartid.tls.revocation import judge_revocation
+from tests.lab import pki_only
 from tests.tlsservers import tls_server
 
 
 @pytest.fixture(scope="module")
 def cm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
     """A lab PKI whose certificates name a running CM CRL/OCSP listener."""
-    folder = tmp_path_factory.mktemp("fetch") / "lab"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    folder.mkdir()
-    (folder / "ports.json").write_text(json.dumps({"cm_pki": sock.getsockname()[1]}))
-    state = LabState(folder)
-    state.pki.ensure("officer-password")
-    server = PkiServer(sock, RevocationAuthority(state, FaultSet(folder)))
+    state, sock = pki_only(tmp_path_factory.mktemp("fetch") / "lab", "officer-password")
+    server = PkiServer(sock, RevocationAuthority(state, FaultSet(state.path)))
     server.start()
     try:
         yield state
