@@ -13,10 +13,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from fixtures.checks import wants_revocation
 from smartid.lab.faults import FaultSet
 from smartid.lab.revocation import PkiServer, RevocationAuthority
 from smartid.lab.state import LabState
-from smartid.site import TlsPolicy
+from smartid.site import TlsPolicy, load_site
 from smartid.tls import ProbeTarget, observe
 from smartid.tls import fetch as fetch_module
 from smartid.tls.fetch import ChainSource, RevocationFetcher
@@ -111,3 +112,37 @@ def test_observe_hands_over_the_presented_chain_before_it_returns(
     target = ProbeTarget("gone", "127.0.0.1", closed, "localhost", cm.pki.ca_bundle)
     assert not observe(target, on_chain=missed.append).ok
     assert missed == []
+
+
+class _Item:
+    def __init__(self, *fixtures: str) -> None:
+        self.fixturenames = list(fixtures)
+
+
+@pytest.mark.parametrize(
+    ("revocation", "selected", "fetched"),
+    [
+        ("prefer", (("tls_observations",), ("revocation_observations", "tls_observations")), True),
+        ("require", (("revocation_observations",),), True),
+        ("prefer", (("tls_observations",), ("site",)), False),  # -k TLS-001: no TLS-009 case
+        ("off", (("revocation_observations",),), False),
+    ],
+)
+def test_a_run_fetches_revocation_only_when_a_selected_check_reads_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    revocation: str,
+    selected: tuple[tuple[str, ...], ...],
+    fetched: bool,
+) -> None:
+    monkeypatch.setenv("SMARTID_TEST_UNUSED", "not a real password")
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(
+        'target = "remote"\n[idm]\nadmin_url = "https://idm.test:8443/idm-admin"\n'
+        'operator_url = "https://idm.test:8443/idm-operator"\n'
+        'admin_password = { env = "SMARTID_TEST_UNUSED" }\n'
+        f'[tls]\nrevocation = "{revocation}"\n'
+    )
+    site = load_site(site_file)
+    items = [_Item(*fixtures) for fixtures in selected]
+    assert wants_revocation(site, items) is fetched  # type: ignore[arg-type]
