@@ -179,7 +179,8 @@ class Run:
 
 
 class ForkRunner:
-    """A fork server that has imported `preload`, started on first use."""
+    """A fork server that has imported `preload`, started on first use. multiprocessing keeps
+    one fork server per process: the first runner to start it decides what it preloads."""
 
     def __init__(self, preload: Sequence[str] = SUITE_PRELOAD) -> None:
         self.preload = list(preload)
