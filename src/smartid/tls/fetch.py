@@ -10,7 +10,7 @@ every responder must understand (RFC 5019 2.1.1); the judge matches answers of a
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ from smartid.tls.revocation import (
     revocation_urls,
 )
 
-__all__ = ["ChainSource", "RevocationFetcher", "observe_revocation"]
+__all__ = ["ChainSource", "RevocationFetcher"]
 
 # A CRL of a deployment's own CA is small; a large public CA's runs to a few MiB.
 MAX_CRL_BYTES = 8 * 1024 * 1024
@@ -61,16 +61,6 @@ class _Planned:
     issuer_der: bytes | None
     crls: tuple[_Job, ...]
     ocsp: tuple[_Job, ...]
-
-
-def observe_revocation(
-    sources: Mapping[str, ChainSource], timeouts: Timeouts | None = None
-) -> dict[str, RevocationFacts]:
-    """Each endpoint's revocation facts; every distinct URL is asked once, all in parallel."""
-    with RevocationFetcher(timeouts) as fetcher:
-        for name, source in sources.items():
-            fetcher.add(name, source)
-        return fetcher.result()
 
 
 class RevocationFetcher:
