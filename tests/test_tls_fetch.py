@@ -7,15 +7,17 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 
 from fixtures.checks import wants_revocation
 from smartid.lab.faults import FaultSet
-from smartid.lab.revocation import PkiServer, RevocationAuthority
+from smartid.lab.revocation import PkiServer, RevocationAuthority, revoke
 from smartid.lab.state import LabState
 from smartid.site import TlsPolicy, load_site
 from smartid.tls import ProbeTarget, observe
@@ -146,3 +148,29 @@ def test_a_run_fetches_revocation_only_when_a_selected_check_reads_it(
     site = load_site(site_file)
     items = [_Item(*fixtures) for fixtures in selected]
     assert wants_revocation(site, items) is fetched  # type: ignore[arg-type]
+
+
+def test_the_lab_cm_reuses_a_signed_answer_until_what_it_says_changes(tmp_path: Path) -> None:
+    state, sock = pki_only(tmp_path / "lab", "officer-password")
+    sock.close()
+    authority = RevocationAuthority(state, FaultSet(state.path))
+    chain = _chain(state, "idm")
+    (leaf, *_) = fetch_module._plan(ChainSource("localhost:1", chain, state.pki.ca_bundle))
+    asked = leaf.ocsp[0].ocsp_request
+    assert asked is not None
+    crl, answer = authority.crl("issuing"), authority.ocsp(asked)
+    # Asked again with nothing changed: the same signed bytes (as a CA's scheduled CRL is).
+    assert (authority.crl("issuing"), authority.ocsp(asked)) == (crl, answer)
+    assert ocsp.load_der_ocsp_response(answer).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+    serial = x509.load_der_x509_certificate(chain[0]).serial_number
+    revoke(state, serial)
+    revoked = ocsp.load_der_ocsp_response(authority.ocsp(asked))
+    assert revoked.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    listed = x509.load_der_x509_crl(authority.crl("issuing"))
+    assert listed.get_revoked_certificate_by_serial_number(serial) is not None
+
+    FaultSet(state.path).switch("cm-crl-stale", True)
+    stale = x509.load_der_x509_crl(authority.crl("issuing"))
+    assert stale.next_update_utc is not None
+    assert stale.next_update_utc < datetime.now(UTC)

@@ -21,6 +21,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.utils
 import urllib3.exceptions
 
 from smartid import errors
@@ -36,9 +38,11 @@ from smartid.httpbounds import (
     MAX_ANSWER_BYTES,
     Adapter,
     Deadline,
+    DeadlineResponse,
     active_deadline,
     read_body,
     reset_deadline,
+    shown_size,
 )
 from smartid.inputs import deeper_than
 from smartid.masking import MASKER
@@ -47,12 +51,13 @@ from smartid.servertext import server_line
 __all__ = [
     "MAX_ANSWER_BYTES",
     "MAX_JSON_DEPTH",
+    "PublicAnswer",
+    "PublicClient",
     "Session",
     "Timeouts",
     "check_status",
     "describe_exception",
     "json_body",
-    "public_session",
     "session",
     "translate",
 ]
@@ -61,6 +66,7 @@ __all__ = [
 # hostile answer makes a parser recurse until it fails.
 MAX_JSON_DEPTH = 64
 _SHOWN_URL = 200
+_USER_AGENT = "smartid-suite"
 
 
 @dataclass(frozen=True)
@@ -89,12 +95,10 @@ class Session(requests.Session):
     """A Session whose requests follow the suite's HTTP policy and whose failures are the
     suite's errors. `label` names the component in a redirect's sentence ("IDM Admin")."""
 
-    def __init__(self, timeouts: Timeouts, label: str = "", *, public: bool = False) -> None:
+    def __init__(self, timeouts: Timeouts, label: str = "") -> None:
         super().__init__()
         self.timeouts = timeouts
         self.label = label
-        # Public documents only (`public_session`): nothing that proves who the suite is.
-        self.public = public
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         # requests follows what this returns; the suite follows nothing, whatever a caller asks.
@@ -119,8 +123,6 @@ class Session(requests.Session):
         kwargs.setdefault("timeout", (self.timeouts.connect, self.timeouts.read))
         if kwargs.get("verify") is False:
             raise ValueError("TLS verification is never switched off in the suite")
-        if self.public:
-            _refuse_credentials(shown, self, kwargs)
         stream = bool(kwargs.pop("stream", False))
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
@@ -184,33 +186,205 @@ def session(
     return s
 
 
-def public_session(timeouts: Timeouts | None = None) -> Session:
-    """A hermetic Session for public, unsigned-for-us documents that are usually served over
-    plain http: CRLs and OCSP answers (RFC 5280 4.2.1.13, RFC 6960 A.1), which carry their own
-    signatures. The one place where the suite asks a URL from outside the site file over http://
-    off loopback, so it carries no credential: no client certificate, no Authorization, no
-    cookie, no user in the URL; such a request is refused before it is sent."""
-    s = session(None, None, timeouts, label="")
-    s.public = True
-    return s
+class PublicClient:
+    """Public documents that carry their own signatures and are usually served over plain http:
+    CRLs and OCSP answers (RFC 5280 4.2.1.13, RFC 6960 A.1). The one place where the suite asks a
+    URL from outside the site file over http:// off loopback, so it carries no credential: no
+    client certificate, no Authorization, no cookie (it has no way to send one), and a URL with a
+    user in it is refused before it is sent.
+
+    It speaks HTTP/1.1 through `http.client`, not requests: these are small answers asked many
+    times in a run, and a request costs about a quarter of the CPU (bench/README.md, TLS-009).
+    The policy is the suite's all the same: no redirect followed, one deadline per request
+    (connect, TLS, headers and body), bounded bodies, errors that name the URL. Each thread keeps
+    one connection per origin open between requests (keep-alive), so that a run's questions to
+    one CA share it; `close` ends them all."""
+
+    def __init__(self, timeouts: Timeouts | None = None) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[http.client.HTTPConnection] = []
+        self._https: ssl.SSLContext | None = None
+
+    def get(self, url: str, *, max_bytes: int = MAX_ANSWER_BYTES) -> PublicAnswer:
+        return self.request("GET", url, max_bytes=max_bytes)
+
+    def post(
+        self, url: str, body: bytes, content_type: str, *, max_bytes: int = MAX_ANSWER_BYTES
+    ) -> PublicAnswer:
+        return self.request("POST", url, body=body, content_type=content_type, max_bytes=max_bytes)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        max_bytes: int = MAX_ANSWER_BYTES,
+    ) -> PublicAnswer:
+        """The answer's status and body (at most `max_bytes`); a 3xx is `RedirectError` and is
+        not followed; network failures are the suite's errors naming `url`."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{_plain(url)}: a public document is fetched over http or https only")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"{_plain(url)}: a public document is never fetched with credentials")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise errors.ProtocolError(_plain(url), "not a valid URL") from None
+        origin = (parts.scheme, parts.hostname, port)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"Accept-Encoding": "identity", "User-Agent": _USER_AGENT}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        deadline = Deadline.start(self.timeouts.total)
+        while True:
+            conn, reused = self._connection(origin)
+            try:
+                return self._exchange(conn, method, url, path, body, headers, max_bytes, deadline)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                conn.close()
+                # A kept connection the server has closed meanwhile: once more on a new one.
+                if reused and not deadline.expired:
+                    continue
+                raise self._error(url, exc, deadline) from None
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise self._error(url, exc, deadline) from None
+
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        method: str,
+        url: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        limit: int,
+        deadline: Deadline,
+    ) -> PublicAnswer:
+        if conn.sock is None:
+            conn.timeout = max(0.001, min(self.timeouts.connect, deadline.remaining()))
+            conn.connect()
+        sock = conn.sock
+        assert sock is not None
+        sock.settimeout(max(0.001, min(self.timeouts.read, deadline.remaining())))
+        conn.request(method, path, body=body, headers=headers)
+        sock.settimeout(self.timeouts.read)  # each read of the answer: also by the deadline
+        token = active_deadline(deadline)
+        try:
+            response = conn.getresponse()
+        finally:
+            reset_deadline(token)
+        try:
+            return _public_answer(conn, response, url, limit)
+        finally:
+            response.close()  # its reader only: a kept connection stays open
+
+    def _connection(self, origin: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection to `origin`, and whether it is already open."""
+        kept: dict[tuple[str, str, int], http.client.HTTPConnection] | None = getattr(
+            self._local, "connections", None
+        )
+        if kept is None:
+            kept = self._local.connections = {}
+        conn = kept.get(origin)
+        if conn is None:
+            scheme, host, port = origin
+            if scheme == "https":
+                conn = _PublicHTTPS(host, port, context=self._context())
+            else:
+                conn = _PublicHTTP(host, port)
+            kept[origin] = conn
+            with self._lock:
+                self._open.append(conn)
+        return conn, conn.sock is not None
+
+    def _context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._https is None:
+                # requests' own store (certifi), as the suite's other https requests have.
+                self._https = ssl.create_default_context(
+                    cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH
+                )
+            return self._https
+
+    def _error(self, url: str, exc: BaseException, deadline: Deadline) -> errors.TargetError:
+        shown = _plain(url)
+        if deadline.expired:
+            return deadline.error(shown)
+        observed = describe_exception(exc)
+        if observed.startswith("TLS "):
+            return errors.TLSError(shown, observed)
+        if observed == "timed out":
+            return errors.TimeoutError(shown, "timed out")
+        if isinstance(exc, http.client.HTTPException) and not isinstance(
+            exc, http.client.RemoteDisconnected
+        ):
+            return errors.ProtocolError(shown, observed)
+        return errors.ConnectError(shown, observed)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> PublicClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
-def _refuse_credentials(url: str, s: Session, kwargs: Mapping[str, Any]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"{_plain(url)}: a public document is fetched over http or https only")
-    headers = {k.lower() for k in (kwargs.get("headers") or {})} | {k.lower() for k in s.headers}
-    if (
-        parts.username is not None
-        or kwargs.get("auth") is not None
-        or kwargs.get("cert") is not None
-        or kwargs.get("cookies")
-        or s.auth is not None
-        or s.cert is not None
-        or len(s.cookies) > 0
-        or {"authorization", "cookie", "x-api-key"} & headers
-    ):
-        raise ValueError(f"{_plain(url)}: a public document is never fetched with credentials")
+def _public_answer(
+    conn: http.client.HTTPConnection, response: http.client.HTTPResponse, url: str, limit: int
+) -> PublicAnswer:
+    if 300 <= response.status < 400:
+        conn.close()
+        where = response.getheader("Location")
+        location = _plain(urljoin(url, where)) if where else "nowhere (no Location header)"
+        raise errors.RedirectError(_plain(url), response.status, location)
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        conn.close()
+        shown = encoding[:40].encode("ascii", "replace").decode()
+        raise errors.ProtocolError(
+            _plain(url),
+            f"answers in the content encoding '{shown}', which it was not asked for",
+        )
+    too_large = f"sent an answer larger than {shown_size(limit)}, the most the suite reads of it"
+    announced = response.getheader("Content-Length", "").strip()
+    if announced.isdigit() and int(announced) > limit:
+        conn.close()
+        raise errors.ProtocolError(_plain(url), too_large)
+    data = response.read(limit + 1)
+    if len(data) > limit:
+        conn.close()
+        raise errors.ProtocolError(_plain(url), too_large)
+    if announced.isdigit() and len(data) < int(announced):  # http.client returns it short
+        conn.close()
+        raise errors.ConnectError(_plain(url), "closed the connection mid-answer")
+    if not response.isclosed():  # more body than it announced, or an unfinished chunk
+        conn.close()
+    return PublicAnswer(response.status, data)
+
+
+@dataclass(frozen=True)
+class PublicAnswer:
+    status: int
+    body: bytes
+
+
+class _PublicHTTP(http.client.HTTPConnection):
+    response_class = DeadlineResponse
+
+
+class _PublicHTTPS(http.client.HTTPSConnection):
+    response_class = DeadlineResponse
 
 
 def json_body(response: requests.Response) -> Any:

@@ -37,6 +37,7 @@ __all__ = [
     "Adapter",
     "Deadline",
     "DeadlineBody",
+    "DeadlineResponse",
     "active_deadline",
     "read_body",
     "reset_deadline",
@@ -152,7 +153,9 @@ class _DeadlineSocket:
         return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
 
 
-class _Response(http.client.HTTPResponse):
+class DeadlineResponse(http.client.HTTPResponse):
+    """http.client's response whose reads end by the deadline `active_deadline` set."""
+
     def __init__(
         self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None
     ) -> None:
@@ -163,11 +166,11 @@ class _Response(http.client.HTTPResponse):
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):
-    response_class = _Response
+    response_class = DeadlineResponse
 
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
-    response_class = _Response
+    response_class = DeadlineResponse
 
 
 class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):

@@ -9,6 +9,10 @@ Revoked are the serials of `revoked.json` in the state directory (`revoke()`) an
 fault `<c>-cert-revoked` is on, the server certificate component c presents. `cm-crl-stale`
 serves CRLs whose nextUpdate has passed; `cm-ocsp-down` closes every OCSP connection unanswered.
 A serial the CA never issued (no certificate of the lab's PKI folder) is "unknown" to OCSP.
+
+Like a CA that issues its CRL on a schedule and an OCSP responder that answers from pre-produced
+responses (RFC 5019 2.2), a signed CRL or answer is served again for up to `REUSE_SECONDS` while
+nothing it was made from changed: the faults, the revocation list, the PKI folder's files.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +42,7 @@ from smartid.lab.state import LabState
 __all__ = ["PkiServer", "RevocationAuthority", "revoke"]
 
 _BASE = "/cm/pki"
+REUSE_SECONDS = 30.0
 _MAX_REQUEST = 16 * 1024
 _log = logging.getLogger(__name__)
 _CA = Literal["issuing", "root"]
@@ -68,6 +74,33 @@ class RevocationAuthority:
         # What a scan of the PKI folder found, by the folder's listing and file times.
         self._scanned: tuple[object, dict[bytes, frozenset[int]]] | None = None
         self._keys: dict[Path, tuple[int, _Key]] = {}
+        # Signed answers by (what was asked, what they were made from), with when they were made.
+        self._made: dict[tuple[object, ...], tuple[float, bytes]] = {}
+
+    def _inputs(self) -> tuple[object, ...]:
+        """What every answer is made from, as cheaply as it can be told apart: the faults that
+        are on, the revocation list itself, the PKI folder's file times."""
+        try:
+            listed = self.state.revoked_file.read_bytes()
+        except OSError:
+            listed = None
+        folder = self.state.pki.folder
+        files = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.pem")))
+        return (self.faults.active(), listed, files)
+
+    def _reused(self, asked: tuple[object, ...], make: Any) -> bytes:
+        key = (*asked, self._inputs())
+        now = time.monotonic()
+        with self._lock:
+            made = self._made.get(key)
+        if made is not None and now - made[0] < REUSE_SECONDS:
+            return made[1]
+        answer: bytes = make()
+        with self._lock:
+            if len(self._made) > 256:
+                self._made.clear()
+            self._made[key] = (now, answer)
+        return answer
 
     def revoked(self) -> dict[int, datetime]:
         listed = _stored(self.state)
@@ -107,6 +140,9 @@ class RevocationAuthority:
         return now - timedelta(minutes=1), now + timedelta(days=1)
 
     def crl(self, which: _CA) -> bytes:
+        return self._reused(("crl", which), lambda: self._crl(which))
+
+    def _crl(self, which: _CA) -> bytes:
         cert, key = self._ca(which)
         issued = self._issued_by(cert)
         last, next_ = self._window()
@@ -127,6 +163,9 @@ class RevocationAuthority:
             request = ocsp.load_der_ocsp_request(body)
         except ValueError:
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return self._reused(("ocsp", body), lambda: self._ocsp(request))
+
+    def _ocsp(self, request: OCSPRequest) -> bytes:
         algorithm = request.hash_algorithm
         cas: tuple[_CA, ...] = ("issuing", "root")
         for which in cas:
@@ -256,6 +295,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "SmartIDLabCM/1"
     timeout = 10
+    # Keep-alive, as CM's Tomcat answers: a client's questions share one connection. Every answer
+    # has a Content-Length, and headers and body leave without waiting for the client's ACK.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return self.server_version
@@ -276,6 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         if not 0 < length <= _MAX_REQUEST:
+            self.close_connection = True  # its body is not read: the connection ends here
             self._send(400, b"an OCSP request of 1 to 16384 bytes", "text/plain")
             return
         answer = self.server.authority.ocsp(self.rfile.read(length))

@@ -1,9 +1,10 @@
 """The revocation I/O of the suite: CRLs and OCSP answers for presented chains, fetched once per
 run per URL (per URL and certificate for OCSP), all concurrently, into `RevocationFacts`.
 
-Every request goes through `smartid.http.public_session`: the suite's HTTP policy (bounded body,
+Every request goes through `smartid.http.PublicClient`: the suite's HTTP policy (bounded body,
 no redirect, one deadline per request) with plain http allowed, as CRLs and OCSP are published,
-and no credential ever sent. OCSP is asked by POST (RFC 6960 A.1) with a SHA-1 CertID, which
+no credential ever sent, and keep-alive connections that a run's questions to one CA share.
+OCSP is asked by POST (RFC 6960 A.1) with a SHA-1 CertID, which
 every responder must understand (RFC 5019 2.1.1); the judge matches answers of any hash.
 """
 
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from smartid.errors import SmartIDError, TargetError
-from smartid.http import Session, Timeouts, public_session
+from smartid.http import PublicClient, Timeouts
 from smartid.tls.revocation import (
     ChainCertificate,
     Fetched,
@@ -36,7 +37,9 @@ __all__ = ["ChainSource", "RevocationFetcher"]
 # A CRL of a deployment's own CA is small; a large public CA's runs to a few MiB.
 MAX_CRL_BYTES = 8 * 1024 * 1024
 MAX_OCSP_BYTES = 64 * 1024
-_MAX_WORKERS = 16
+# Questions asked at once. A deployment's CRLs and OCSP answers come from one or two CA hosts;
+# with fewer threads, each keeps its connection for several questions.
+_MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,11 @@ class RevocationFetcher:
     """Fetches what chains need as they arrive: `add` an endpoint's chain as soon as a handshake
     has it (while its other probes still run), and each CRL and OCSP question it needs starts at
     once unless another endpoint's chain asked it already; `result` waits for them all. Closing
-    stops its threads and its session."""
+    stops its threads and closes its connections."""
 
     def __init__(self, timeouts: Timeouts | None = None) -> None:
         self._observed_at = datetime.now(UTC)
-        self._session = public_session(timeouts)
+        self._client = PublicClient(timeouts)
         self._pool = ThreadPoolExecutor(_MAX_WORKERS, "revocation")
         self._lock = threading.Lock()
         self._answers: dict[_Job, Future[Fetched]] = {}
@@ -90,7 +93,7 @@ class RevocationFetcher:
             self._plans[name] = (source, plan)
             for job in sorted({j for p in plan for j in (*p.crls, *p.ocsp)}, key=repr):
                 if job not in self._answers:
-                    self._answers[job] = self._pool.submit(_fetch, self._session, job)
+                    self._answers[job] = self._pool.submit(_fetch, self._client, job)
 
     def result(self) -> dict[str, RevocationFacts]:
         """Every endpoint's facts, in the order they were added, once its answers are in."""
@@ -120,7 +123,7 @@ class RevocationFetcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._session.close()
+        self._client.close()
 
     def __enter__(self) -> RevocationFetcher:
         return self
@@ -182,22 +185,18 @@ def _ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
-def _fetch(session: Session, job: _Job) -> Fetched:
+def _fetch(client: PublicClient, job: _Job) -> Fetched:
     try:
         if job.ocsp_request is None:
-            response = session.request("GET", job.url, max_bytes=MAX_CRL_BYTES)
+            answer = client.get(job.url, max_bytes=MAX_CRL_BYTES)
         else:
-            response = session.request(
-                "POST",
-                job.url,
-                data=job.ocsp_request,
-                headers={"Content-Type": "application/ocsp-request"},
-                max_bytes=MAX_OCSP_BYTES,
+            answer = client.post(
+                job.url, job.ocsp_request, "application/ocsp-request", max_bytes=MAX_OCSP_BYTES
             )
     except TargetError as exc:
         return Fetched(job.url, None, exc.observed, datetime.now(UTC))
     except (SmartIDError, ValueError) as exc:
         return Fetched(job.url, None, str(exc), datetime.now(UTC))
-    if response.status_code != 200:
-        return Fetched(job.url, None, f"HTTP {response.status_code}", datetime.now(UTC))
-    return Fetched(job.url, response.content, None, datetime.now(UTC))
+    if answer.status != 200:
+        return Fetched(job.url, None, f"HTTP {answer.status}", datetime.now(UTC))
+    return Fetched(job.url, answer.body, None, datetime.now(UTC))
