@@ -174,3 +174,35 @@ def test_the_lab_cm_reuses_a_signed_answer_until_what_it_says_changes(tmp_path: 
     stale = x509.load_der_x509_crl(authority.crl("issuing"))
     assert stale.next_update_utc is not None
     assert stale.next_update_utc < datetime.now(UTC)
+
+
+def test_each_answers_signature_is_checked_once_as_it_arrives(
+    cm: LabState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smartid.tls import revocation
+
+    checked: list[tuple[str, str]] = []
+    for name in ("_crl_signature_valid", "_ocsp_signature_valid"):
+        original = getattr(revocation, name)
+
+        def counting(*args: object, _name: str = name, _original: object = original) -> bool:
+            checked.append((_name, threading.current_thread().name))
+            return _original(*args)  # type: ignore[operator, no-any-return]
+
+        monkeypatch.setattr(revocation, name, counting)
+    revocation.forget_signature_checks()
+    with RevocationFetcher() as fetcher:
+        for n, component in enumerate(("idm", "hermod")):
+            source = ChainSource(f"localhost:{n}", _chain(cm, component), cm.pki.ca_bundle)
+            fetcher.add(component, source)
+        facts = fetcher.result()
+    early = list(checked)
+    for component in ("idm", "hermod"):
+        assert judge_revocation(facts[component], TlsPolicy()) == [], component
+    # Two CRLs (issuing CA, root) and three OCSP answers (two leaves, the issuing CA), each
+    # checked in a fetch thread as it arrived; the judge found every check already made.
+    assert (
+        sorted(n for n, _ in early) == ["_crl_signature_valid"] * 2 + ["_ocsp_signature_valid"] * 3
+    )
+    assert all(thread.startswith("revocation") for _, thread in early)
+    assert checked == early

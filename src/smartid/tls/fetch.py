@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +28,7 @@ from smartid.tls.revocation import (
     ChainCertificate,
     Fetched,
     RevocationFacts,
+    check_signature,
     issued_by,
     revocation_urls,
 )
@@ -55,6 +56,9 @@ class ChainSource:
 class _Job:
     url: str
     ocsp_request: bytes | None = None  # None: a CRL
+    # Whose signature the answer should carry: checked as soon as it arrives, so that the judge
+    # finds the check made (not part of the question: chains that ask it share the answer).
+    issuer_der: bytes | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -139,17 +143,18 @@ def _plan(source: ChainSource) -> list[_Planned]:
         if index > 0 and issued_by(cert, cert):
             continue  # a root sent along: the bundle's copy is the trusted one
         issuer = _issuer(cert, certs[index + 1 :], _bundle(source.ca_bundle))
+        issuer_der = issuer.public_bytes(serialization.Encoding.DER) if issuer else None
         crl_urls, ocsp_urls = revocation_urls(cert)
         requests = tuple(
-            _Job(url, _ocsp_request(cert, issuer) if issuer is not None else None)
+            _Job(url, _ocsp_request(cert, issuer) if issuer is not None else None, issuer_der)
             for url in ocsp_urls
         )
         planned.append(
             _Planned(
                 subject=cert.subject.rfc4514_string(),
                 der=source.chain[index],
-                issuer_der=issuer.public_bytes(serialization.Encoding.DER) if issuer else None,
-                crls=tuple(_Job(url) for url in crl_urls),
+                issuer_der=issuer_der,
+                crls=tuple(_Job(url, None, issuer_der) for url in crl_urls),
                 # Without the issuer no OCSP request can be built; the judge says so.
                 ocsp=tuple(j for j in requests if j.ocsp_request is not None),
             )
@@ -199,4 +204,6 @@ def _fetch(client: PublicClient, job: _Job) -> Fetched:
         return Fetched(job.url, None, str(exc), datetime.now(UTC))
     if answer.status != 200:
         return Fetched(job.url, None, f"HTTP {answer.status}", datetime.now(UTC))
+    if job.issuer_der is not None:  # while other probes still run, not after them
+        check_signature(answer.body, job.issuer_der, crl=job.ocsp_request is None)
     return Fetched(job.url, answer.body, None, datetime.now(UTC))

@@ -358,6 +358,24 @@ def _memo(key: tuple[object, ...], check: Callable[[], bool]) -> bool:
     return known
 
 
+def check_signature(body: bytes, issuer_der: bytes, *, crl: bool) -> None:
+    """Check now the signature the judge will check on this CRL or OCSP answer from the CA of
+    `issuer_der` (remembered, see `_memo`); the fetcher calls it as each answer arrives. Bytes
+    that do not parse are left to the judge, which says so."""
+    issuer = x509.load_der_x509_certificate(issuer_der)
+    if crl:
+        parsed = _load_crl(body)
+        if parsed is not None and parsed.issuer == issuer.subject:
+            _crl_signed_by(parsed, issuer)
+        return
+    try:
+        response = ocsp.load_der_ocsp_response(body)
+    except ValueError:
+        return
+    if response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
+        _ocsp_signer(response, issuer)
+
+
 def forget_signature_checks() -> None:
     """Forget every remembered signature check (for benchmarks that time a fresh run)."""
     _MEMO.clear()
