@@ -500,6 +500,11 @@ def test_the_allure_worker_renders_what_allure_generate_renders(
 ) -> None:
     allure = html.allure_binary(ALLURE)
     made = {}
+    # Rendered inside a git checkout (as reports/ is in the suite's own): the report describes
+    # the site, not the checkout's branch or folder.
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "checkout-branch-x"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
     with allure_worker.Worker(allure, tmp_path / "worker.log") as worker:
         address = worker.start()
         assert address is not None, (tmp_path / "worker.log").read_text()
@@ -509,6 +514,9 @@ def test_the_allure_worker_renders_what_allure_generate_renders(
             index = html.render(paths, name="Smart ID verify", allure=allure, worker=via)
             assert index.is_file()
             assert html.find_external_urls(paths.html) == []
+            page = (paths.allure_html / "index.html").read_text()
+            assert "checkout-branch-x" not in page, how
+            assert f'"repoName":"{tmp_path.name}"' not in page, how
             made[how] = paths
     cli, by_worker = (_history_statuses(made[how]) for how in ("cli", "worker"))
     assert len(cli) >= 8

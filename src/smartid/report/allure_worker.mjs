@@ -9,13 +9,25 @@
 // --config CONFIG RESULTS` run in CWD makes. Each job gets one answer line, {"id", "ok"} or
 // {"id", "ok": false, "error"}. Jobs run one at a time, in the order they arrive; the process
 // ends when its stdin closes (its parent is gone).
+import childProcess from "node:child_process";
 import { copyFile, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import net from "node:net";
 import { pathToFileURL } from "node:url";
 import readline from "node:readline";
 
 const [allureFolder, socketPath] = process.argv.slice(2);
+
+// Allure's "local" CI detector asks git for the branch and remote of the folder a report is
+// rendered in, three to five processes per report. A site's report describes the site, not the
+// suite's own checkout: git is answered as if absent, before Allure is loaded (the `allure
+// generate` path gets the same answers from GIT_DIR pointing nowhere, smartid.report.html).
+const spawnSync = childProcess.spawnSync;
+childProcess.spawnSync = (command, ...rest) =>
+  command === "git"
+    ? { error: new Error("git is not asked"), status: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }
+    : spawnSync(command, ...rest);
+syncBuiltinESMExports();
 const require = createRequire(`${allureFolder}/package.json`);
 const core = await import(pathToFileURL(require.resolve("@allurereport/core")).href);
 

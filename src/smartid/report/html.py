@@ -213,10 +213,14 @@ def render(
 
 def _generate(allure: Path, config_file: Path, paths: ReportPaths) -> None:
     command = [str(allure), "generate", "--config", str(config_file), str(paths.results)]
+    # Allure asks git for the branch and remote of the folder it renders in; a site's report
+    # describes the site, not the suite's checkout (the Allure worker answers the same).
+    env = {**os.environ, "GIT_DIR": str(paths.config.parent / "no-git-here")}
     try:
         done = subprocess.run(
             command,
             cwd=paths.config.parent,
+            env=env,
             capture_output=True,
             text=True,
             timeout=GENERATE_TIMEOUT,
