@@ -118,3 +118,34 @@ def test_a_new_session_is_stopped_with_everything_it_started(tmp_path: Path) -> 
         time.sleep(0.05)
     else:
         pytest.fail(f"the grandchild {grandchild} outlived its process group")
+
+
+def preloaded_fixtures() -> int:
+    names = ("fixtures", "fixtures.site", "fixtures.checks")
+    print(json.dumps({name: getattr(sys.modules.get(name), "__file__", None) for name in names}))
+    return 0
+
+
+def test_the_suites_fixture_plugins_are_preloaded_for_its_own_folder_only(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    here = RUNNER.start(preloaded_fixtures, [], env={}, cwd=root, out=tmp_path / "here")
+    assert here.wait(timeout=60) == 0
+    seen = json.loads((tmp_path / "here").read_text())
+    assert seen["fixtures.site"] == str(root / "fixtures" / "site.py")
+    assert seen["fixtures.checks"] == str(root / "fixtures" / "checks.py")
+    # Another folder with a `fixtures` package of its own: its pytest imports that one.
+    other = tmp_path / "other"
+    (other / "fixtures").mkdir(parents=True)
+    (other / "fixtures" / "__init__.py").write_text("")
+    (other / "fixtures" / "mine.py").write_text(
+        "import pytest\n\n\n@pytest.fixture\ndef answer() -> int:\n    return 42\n"
+    )
+    (other / "conftest.py").write_text('pytest_plugins = ["fixtures.mine"]\n')
+    (other / "test_it.py").write_text("def test_answer(answer):\n    assert answer == 42\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SMARTID_"))}
+    args = ["-q", "-p", "no:cacheprovider", "--rootdir", str(other)]
+    ran = RUNNER.start("pytest", args, env=env, cwd=other, out=tmp_path / "other.log")
+    assert ran.wait(timeout=120) == 0, (tmp_path / "other.log").read_text()
+    there = RUNNER.start(preloaded_fixtures, [], env={}, cwd=other, out=tmp_path / "there")
+    assert there.wait(timeout=60) == 0
+    assert json.loads((tmp_path / "there").read_text())["fixtures.site"] is None

@@ -10,10 +10,13 @@ and 2 at the run's files, and runs the module as `__main__` with runpy; its exit
 module's `SystemExit` code. With `new_session` it leads a process group of its own, so one signal
 stops it and whatever it started.
 
-pytest runs as a command here, as `python -m pytest` would, never as a library; the suite's
-conftest, `fixtures/`, `checks/` and `setup_steps/` are imported by each run's own pytest (so its
-assertion rewriting applies) and never preloaded. Where the platform has no fork server
-(`available()` is false), callers start real subprocesses.
+pytest runs as a command here, as `python -m pytest` would, never as a library. The suite's
+fixture plugins (`fixtures/`, SUITE_PLUGINS) are preloaded too when the server's working folder
+is the suite's: they say PYTEST_DONT_REWRITE, so a run that finds them imported uses them as a
+new interpreter would have imported them. A child that works in another folder forgets them
+first, so that its pytest imports that folder's own. The root conftest, `checks/` and
+`setup_steps/` are imported by each run's own pytest, with its assertion rewriting. Where the
+platform has no fork server (`available()` is false), callers start real subprocesses.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SUITE_PRELOAD", "ForkRunner", "Run", "available"]
+__all__ = ["SUITE_PLUGINS", "SUITE_PRELOAD", "ForkRunner", "Run", "available"]
 
 # What a verify imports before its first check, all of them libraries that read nothing from the
 # environment or the working folder when imported. pytest plugins loaded through entry points
@@ -55,6 +58,20 @@ SUITE_PRELOAD = (
     "smartid.cm",
     "smartid.plan",
     "smartid.report.nightly",
+)
+# The fixture plugins the root conftest names (`pytest_plugins`), imported from the fork server's
+# working folder; a folder without them (a fleet started elsewhere) preloads nothing of these.
+SUITE_PLUGINS = (
+    "fixtures.environment",
+    "fixtures.site",
+    "fixtures.selection",
+    "fixtures.lab",
+    "fixtures.clients",
+    "fixtures.outcomes",
+    "fixtures.steps",
+    "fixtures.reporting",
+    "fixtures.checks",
+    "fixtures.waivers",
 )
 
 
@@ -80,6 +97,17 @@ def _forget_pytest_plugins() -> None:
     names = {point.value.split(".")[0].split(":")[0] for point in entry_points(group="pytest11")}
     for loaded in list(sys.modules):
         if loaded.split(".")[0] in names:
+            del sys.modules[loaded]
+
+
+def _forget_foreign_plugins(cwd: str) -> None:
+    """Forget the preloaded fixture plugins unless they are this working folder's own."""
+    package = sys.modules.get("fixtures")
+    where = getattr(package, "__file__", None)
+    if where is None or Path(where).parent.parent == Path(cwd).resolve():
+        return
+    for loaded in list(sys.modules):
+        if loaded == "fixtures" or loaded.startswith("fixtures."):
             del sys.modules[loaded]
 
 
@@ -121,6 +149,7 @@ def _child(
         os.setsid()
     _name_process(target if isinstance(target, str) else target.__name__)
     os.chdir(cwd)
+    _forget_foreign_plugins(cwd)
     os.environ.clear()
     os.environ.update(env)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -182,7 +211,7 @@ class ForkRunner:
     """A fork server that has imported `preload`, started on first use. multiprocessing keeps
     one fork server per process: the first runner to start it decides what it preloads."""
 
-    def __init__(self, preload: Sequence[str] = SUITE_PRELOAD) -> None:
+    def __init__(self, preload: Sequence[str] = SUITE_PRELOAD + SUITE_PLUGINS) -> None:
         self.preload = list(preload)
         self._context: ForkServerContext | None = None
 
