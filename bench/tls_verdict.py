@@ -3,9 +3,11 @@
 The floor is one bare verifying handshake with a reused SSLContext; a verdict is `observe()`
 (verifying handshake + TLS 1.0 and 1.1 probes) followed by `judge_all()`; `openssl s_client` is
 what an administrator would run by hand, one process per endpoint. A run of 4 endpoints
-(`observe_many` + `judge_all`) is timed beside the same run with revocation (TLS-009): every
-CRL and OCSP answer fetched once per run from the lab's CM (`RevocationAuthority` on its
-plain-HTTP listener, in a process of its own as in the lab), then `judge_revocation`.
+(`observe_many` + `judge_all`, with the probes a verify makes) is timed beside the same run with
+revocation (TLS-009): every CRL and OCSP answer fetched once per run from the lab's CM
+(`RevocationAuthority` on its plain-HTTP listener, in a process of its own as in the lab), then
+`judge_revocation`; and beside one bare verifying handshake per endpoint, all at once (the
+floor of endpoints judged together: "x bare").
 
     python bench/tls_verdict.py [-n 200] [--openssl-n 20] [--run-n 50]
 """
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -171,23 +174,52 @@ def _runs(args: argparse.Namespace) -> None:
                 ProbeTarget(n, "127.0.0.1", p, "localhost", pki.ca_bundle)
                 for n, p in zip(names, ports, strict=True)
             ]
+            context = ssl.create_default_context(cafile=str(pki.ca_bundle))
+            bare = _bare_run(ports, context)
             without = _run_of_endpoints(targets, policy, revocation=False)
             with_revocation = _run_of_endpoints(targets, policy, revocation=True)
-            # Interleaved, so that the machine's drift weighs on both alike.
-            samples: dict[bool, list[float]] = {False: [], True: []}
-            without()
-            with_revocation()
+            # Interleaved, so that the machine's drift weighs on all alike.
+            runs = {"bare": bare, "without": without, "with": with_revocation}
+            samples: dict[str, list[float]] = {name: [] for name in runs}
+            for action in runs.values():
+                action()
             for _ in range(args.run_n):
-                for flag, action in ((False, without), (True, with_revocation)):
+                for name, action in runs.items():
                     started = time.perf_counter()
                     action()
-                    samples[flag].append((time.perf_counter() - started) * 1000)
-    base = statistics.median(samples[False])
-    print(f"\n{'run of 4 endpoints':<40} {'N':>5} {'median ms':>10} {'p90 ms':>8} {'x':>5}")
-    for flag, label in ((False, "TLS verdicts"), (True, "TLS verdicts + revocation (TLS-009)")):
-        median = statistics.median(samples[flag])
-        p90 = statistics.quantiles(samples[flag], n=10)[-1]
-        print(f"{label:<40} {args.run_n:>5} {median:>10.2f} {p90:>8.2f} {median / base:>5.2f}")
+                    samples[name].append((time.perf_counter() - started) * 1000)
+    base, floor = statistics.median(samples["without"]), statistics.median(samples["bare"])
+    print(
+        f"\n{'run of 4 endpoints':<40} {'N':>5} {'median ms':>10} {'p90 ms':>8} {'x':>5} "
+        f"{'x bare':>6}"
+    )
+    labels = (
+        ("bare", "bare verifying handshakes, in parallel"),
+        ("without", "TLS verdicts"),
+        ("with", "TLS verdicts + revocation (TLS-009)"),
+    )
+    for name, label in labels:
+        median = statistics.median(samples[name])
+        p90 = statistics.quantiles(samples[name], n=10)[-1]
+        print(
+            f"{label:<40} {args.run_n:>5} {median:>10.2f} {p90:>8.2f} {median / base:>5.2f} "
+            f"{median / floor:>6.2f}"
+        )
+
+
+def _bare_run(ports: list[int], context: ssl.SSLContext) -> Callable[[], object]:
+    """One bare verifying handshake per endpoint, all at once, as a run's verdicts are made:
+    the floor of a run judged together."""
+    handshakes = [_bare_handshake(port, context) for port in ports]
+
+    def run() -> None:
+        threads = [threading.Thread(target=handshake) for handshake in handshakes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    return run
 
 
 def _single(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from smartid.errors import PackageError
 from smartid.site import TlsPolicy
-from smartid.tls import HandshakeFacts, ProbeTarget, judge_handshake, observe, observe_many
+from smartid.tls import HandshakeFacts, ProbeTarget, judge_handshake, observe, observe_many, probe
 from tests.certs import REASONS, Cert, Pki, make_leaf, sha1_leaf, write_chain
 from tests.servers import closed_port, https_server, silent_listener
 from tests.tlsservers import tls_server
@@ -212,7 +213,8 @@ def test_certificate_without_san_passes_openssl_on_its_cn_and_fails_the_judge(la
     )
 
 
-# TLS 1.2 cipher families (TLS-007): one handshake per family, offering only that family
+# TLS 1.2 cipher families (TLS-007): one TLS 1.2 handshake offers every family not yet settled;
+# a refusal settles them all, an agreed suite settles the families it belongs to
 
 CBC_FS = "ECDHE+SHA1:ECDHE+SHA256:ECDHE+SHA384:!eNULL"
 FAMILIES = ("kRSA", "NULL", "aNULL", "RC4", "EXPORT", CBC_FS)
@@ -237,23 +239,30 @@ def rsa_chain(lab: Lab) -> tuple[Path, Path]:
         pytest.param("ECDHE+AESGCM:aNULL:!eNULL:@SECLEVEL=0", False, "aNULL", None, id="anonymous"),
         pytest.param("ECDHE+AESGCM:ECDHE+SHA1", False, CBC_FS, "ECDHE-ECDSA-AES256-SHA", id="CBC"),
         pytest.param("ECDHE+AESGCM", False, None, None, id="AEAD only"),
+        pytest.param("kRSA+AESGCM:ECDHE+SHA1", True, "kRSA+CBC", None, id="two families"),
     ],
 )
-def test_each_cipher_family_is_offered_alone_and_seen_accepted_or_refused(
+def test_each_cipher_family_is_seen_accepted_or_refused(
     lab: Lab,
     rsa_chain: tuple[Path, Path],
     server_ciphers: str,
     rsa: bool,
     accepted: str | None,
     suite: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    handshakes = _count_handshakes(monkeypatch)
     with tls_server(*(rsa_chain if rsa else lab.good), ciphers=server_ciphers) as port:
         facts = observe(lab.target(port), legacy=False, ciphers=FAMILIES)
     assert facts.ok, facts.error
     assert facts.tls12 is True
     probes = {p.family: p for p in facts.ciphers}
     assert list(probes) == list(FAMILIES)
-    assert [f for f, p in probes.items() if p.accepted] == ([accepted] if accepted else [])
+    expected = {"kRSA+CBC": ["kRSA", CBC_FS], None: []}.get(accepted, [accepted])
+    assert [f for f, p in probes.items() if p.accepted] == expected
+    # The verifying handshake, then one per accepted family and one that every other family's
+    # suites are refused in (and, when all were refused, one that TLS 1.2 works at all).
+    assert len(handshakes) == 1 + len(expected) + 1 + (0 if expected else 1)
     if accepted is not None and suite is not None:
         assert probes[accepted].suite == suite
     if accepted == "aNULL":
@@ -261,6 +270,18 @@ def test_each_cipher_family_is_offered_alone_and_seen_accepted_or_refused(
     # OpenSSL 3 has no RC4 or EXPORT suite to offer: not probed, never "refused".
     assert (probes["RC4"].offered, probes["EXPORT"].offered) == (False, False)
     assert all(p.offered for f, p in probes.items() if f not in ("RC4", "EXPORT"))
+
+
+def _count_handshakes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+    original = probe._handshake
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append("handshake")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(probe, "_handshake", counting)
+    return made
 
 
 def test_cipher_probes_present_the_client_certificate_to_a_server_that_demands_one(

@@ -108,8 +108,9 @@ class CertificateFacts:
 
 @dataclass(frozen=True)
 class CipherProbe:
-    """One TLS 1.2-only handshake offering only the suites of one family (an OpenSSL cipher
-    string): whether this OpenSSL could offer any, and whether the server accepted one."""
+    """What TLS 1.2 handshakes offering the suites of one family (an OpenSSL cipher string), with
+    other families' or alone, showed: whether this OpenSSL could offer any, and whether the server
+    accepted one (`suite`, the one it agreed to)."""
 
     family: str
     offered: bool  # False: the local OpenSSL has no TLS 1.2 suite of the family to offer

@@ -14,12 +14,14 @@ One `observe()` makes, at most:
    whether the server accepts it and sends nothing. It presents the site's client certificate when
    one is configured: a server that demands one (CM) refuses every handshake without it, and would
    otherwise seem to refuse the legacy version whether it accepts it or not.
-5. with `ciphers` (OpenSSL cipher strings, one family each): a TLS 1.2-only handshake offering
-   every suite; if the server accepts TLS 1.2, then one TLS 1.2-only handshake per family offering
-   only that family's suites, all at once in threads, at security level 0 (OpenSSL 3 offers no
-   weak suite otherwise, and the probe would "pass" without testing anything). A family this
-   OpenSSL has no suite of is recorded as not offered, never as refused. Like (4) they present
-   the site's client certificate where one is configured, verify nothing and send nothing.
+5. with `ciphers` (OpenSSL cipher strings, one family each): TLS 1.2-only handshakes at security
+   level 0 (OpenSSL 3 offers no weak suite otherwise, and the probe would "pass" without testing
+   anything), each offering the suites of every family not yet settled: a refusal settles all of
+   them as refused, an agreed suite settles the families it belongs to as accepted and the next
+   handshake offers the rest. When all were refused, one handshake offering every suite tells a
+   server that refuses these families from one that speaks only TLS 1.3. A family this OpenSSL
+   has no suite of is recorded as not offered, never as refused. Like (4) they present the site's
+   client certificate where one is configured, verify nothing and send nothing.
 
 The peer's verdict on a client certificate: under TLS 1.2 the server checks the client certificate
 before it sends its own Finished, so the client's handshake fails when it is refused. Under TLS 1.3
@@ -223,34 +225,51 @@ def observe_many(
 def _probe_ciphers(
     target: ProbeTarget, families: tuple[str, ...]
 ) -> tuple[bool, tuple[CipherProbe, ...]]:
-    """Whether the server accepts TLS 1.2 at all, and what it does with each family."""
-    every = _tls12_context(_EVERY_SUITE, target.client_cert)
-    assert every is not None  # every OpenSSL has some TLS 1.2 suite
-    baseline = _handshake(target, every, target.server_name)
-    if not (baseline.ok or baseline.chain):
-        return False, ()
+    """Whether the server accepts TLS 1.2 at all, and what it does with each family.
+
+    One TLS 1.2 handshake offers the suites of every family not yet settled: a server that refuses
+    them all refuses each family (the common case: one handshake, not one per family), and one
+    that agrees to a suite has accepted the families that suite belongs to, which leave the next
+    offer. So a server takes one handshake more than the families it accepts, plus one offering
+    every suite when it refused them all (does it speak TLS 1.2 at all?)."""
     offered = {family: _tls12_context(family, target.client_cert) for family in families}
-    wanted = [family for family in families if offered[family] is not None]
+    suites = {family: _tls12_suites(context) for family, context in offered.items() if context}
     outcomes: dict[str, _Outcome] = {}
-    if wanted:
-        with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="tls-cipher") as pool:
-            futures = {
-                family: pool.submit(_handshake, target, context, target.server_name)
-                for family in wanted
-                if (context := offered[family]) is not None
-            }
-            outcomes = {family: future.result() for family, future in futures.items()}
+    speaks_tls12 = False
+    left = [family for family in families if family in suites]
+    while left:
+        union = tuple(dict.fromkeys(suite for family in left for suite in suites[family]))
+        context = _suites_context(union, target.client_cert)
+        outcome = _handshake(target, context, target.server_name)
+        # As with the legacy probes: a server sends its certificate only once it agreed to a
+        # suite, so a chain means accepted even where it then wanted another client certificate.
+        if not (outcome.ok or outcome.chain):
+            outcomes.update((family, outcome) for family in left)
+            break
+        speaks_tls12 = True
+        taken = [family for family in left if outcome.cipher in suites[family]] or left
+        outcomes.update((family, outcome) for family in taken)
+        left = [family for family in left if family not in taken]
+    if not speaks_tls12:
+        every = _tls12_context(_EVERY_SUITE, target.client_cert)
+        assert every is not None  # every OpenSSL has some TLS 1.2 suite
+        baseline = _handshake(target, every, target.server_name)
+        if not (baseline.ok or baseline.chain):
+            return False, ()
     probes = []
     for family in families:
-        outcome = outcomes.get(family)
-        if outcome is None:
+        result = outcomes.get(family)
+        if result is None:
             probes.append(CipherProbe(family, offered=False))
         else:
-            # As with the legacy probes: a server sends its certificate only once it agreed to a
-            # suite, so a chain means accepted even where it then wanted another client certificate.
-            accepted = outcome.ok or bool(outcome.chain)
-            probes.append(CipherProbe(family, True, accepted, outcome.cipher if accepted else None))
+            accepted = result.ok or bool(result.chain)
+            probes.append(CipherProbe(family, True, accepted, result.cipher if accepted else None))
     return True, tuple(probes)
+
+
+def _tls12_suites(context: ssl.SSLContext) -> frozenset[str]:
+    """The TLS 1.2 suites (OpenSSL names) a family's context offers."""
+    return frozenset(c["name"] for c in context.get_ciphers() if c["protocol"] != "TLSv1.3")
 
 
 @dataclass(frozen=True)
@@ -494,6 +513,23 @@ def _tls12_context(family: str, client_cert: tuple[Path, Path] | None) -> ssl.SS
     # get_ciphers() always lists the TLS 1.3 suites, which set_ciphers does not govern.
     if not any(c["protocol"] != "TLSv1.3" for c in context.get_ciphers()):
         return None
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert is not None:
+        _load_client_cert(context, client_cert)
+    return context
+
+
+@functools.lru_cache(maxsize=128)
+def _suites_context(
+    suites: tuple[str, ...], client_cert: tuple[Path, Path] | None
+) -> ssl.SSLContext:
+    """Offers TLS 1.2 only, with exactly `suites` (OpenSSL names, each one a family's), at
+    security level 0: names, not the families' cipher strings, whose "!" exclusions would remove
+    another family's suites from a joined string."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers(":".join(suites) + ":@SECLEVEL=0")
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None:
         _load_client_cert(context, client_cert)
