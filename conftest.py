@@ -12,18 +12,10 @@ import gc
 
 import pytest
 
-pytest_plugins = [
-    "smartid_pytest.plugin",
-    "fixtures.site",
-    "fixtures.selection",
-    "fixtures.lab",
-    "fixtures.clients",
-    "fixtures.outcomes",
-    "fixtures.steps",
-    "fixtures.reporting",
-    "fixtures.checks",
-    "fixtures.waivers",
-]
+from smartid.forkrun import SUITE_PLUGINS
+
+# The fixture plugins are named once, in smartid.forkrun, whose warm server preloads them.
+pytest_plugins = ["smartid_pytest.plugin", *SUITE_PLUGINS]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

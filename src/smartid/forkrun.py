@@ -59,10 +59,10 @@ SUITE_PRELOAD = (
     "smartid.plan",
     "smartid.report.nightly",
 )
-# The fixture plugins the root conftest names (`pytest_plugins`), imported from the fork server's
-# working folder; a folder without them (a fleet started elsewhere) preloads nothing of these.
+# The fixture plugins of the suite, in the order the root conftest registers them
+# (`pytest_plugins` is built from this), imported from the fork server's working folder; a
+# folder without them (a fleet started elsewhere) preloads nothing of these.
 SUITE_PLUGINS = (
-    "fixtures.environment",
     "fixtures.site",
     "fixtures.selection",
     "fixtures.lab",
