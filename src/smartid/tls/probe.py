@@ -238,8 +238,11 @@ def _probe_ciphers(
     speaks_tls12 = False
     left = [family for family in families if family in suites]
     while left:
-        union = tuple(dict.fromkeys(suite for family in left for suite in suites[family]))
-        context = _suites_context(union, target.client_cert)
+        # By the suites' names, not the families' strings joined: one family's "!" exclusions
+        # would remove another family's suites.
+        union = ":".join(dict.fromkeys(suite for family in left for suite in suites[family]))
+        context = _tls12_context(union, target.client_cert)
+        assert context is not None  # names of TLS 1.2 suites this OpenSSL offers
         outcome = _handshake(target, context, target.server_name)
         # As with the legacy probes: a server sends its certificate only once it agreed to a
         # suite, so a chain means accepted even where it then wanted another client certificate.
@@ -513,23 +516,6 @@ def _tls12_context(family: str, client_cert: tuple[Path, Path] | None) -> ssl.SS
     # get_ciphers() always lists the TLS 1.3 suites, which set_ciphers does not govern.
     if not any(c["protocol"] != "TLSv1.3" for c in context.get_ciphers()):
         return None
-    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
-    if client_cert is not None:
-        _load_client_cert(context, client_cert)
-    return context
-
-
-@functools.lru_cache(maxsize=128)
-def _suites_context(
-    suites: tuple[str, ...], client_cert: tuple[Path, Path] | None
-) -> ssl.SSLContext:
-    """Offers TLS 1.2 only, with exactly `suites` (OpenSSL names, each one a family's), at
-    security level 0: names, not the families' cipher strings, whose "!" exclusions would remove
-    another family's suites from a joined string."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.set_ciphers(":".join(suites) + ":@SECLEVEL=0")
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None:
         _load_client_cert(context, client_cert)
