@@ -307,6 +307,7 @@ def test_a_certificate_inside_the_warning_window_passes_with_a_warning(
         assert words in warnings[0], warnings[0]
 
 
+@pytest.mark.usefixtures("shared_allure_worker")
 def test_the_nightly_prints_each_failure_once_and_counts_the_blocked(
     lab: SetUpLab, tmp_path: Path
 ) -> None:

@@ -27,6 +27,8 @@ from smartid.site import Waiver
 from tests.allure_results import Result, write_results
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.usefixtures("shared_allure_worker")
+
 CHROMIUM = "/usr/bin/chromium"
 # Loopback only (PLATFORM-NOTES): nothing may leave the machine, and the two EXCLUDEs keep
 # localhost reachable.

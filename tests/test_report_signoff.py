@@ -24,6 +24,8 @@ from tests.allure_results import Result, write_results
 from tests.helpers import ROOT, run_suite
 from tests.lab import new_state
 
+pytestmark = pytest.mark.usefixtures("shared_allure_worker")
+
 ALLURE = ROOT / "node_modules" / ".bin" / "allure"
 CAUSE = "CONN-001[idm]: idm (localhost:18443): connection refused"
 NOW = datetime(2026, 11, 26, 2, 30, tzinfo=UTC)

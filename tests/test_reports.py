@@ -34,6 +34,8 @@ SECRET = "Synth-s3cret-Passw0rd-77"
 ALLURE = ROOT / "node_modules" / ".bin" / "allure"
 NIGHTLY = [sys.executable, "-m", "smartid.report.nightly"]
 
+pytestmark = pytest.mark.usefixtures("shared_allure_worker")
+
 # The suite's options (--site, --plan, --lab-state) come from the installed plugin.
 CONFTEST = """
 pytest_plugins = ["fixtures.site", "fixtures.outcomes", "fixtures.reporting"]
@@ -508,7 +510,8 @@ def test_the_allure_worker_renders_what_allure_generate_renders(
     with allure_worker.Worker(allure, tmp_path / "worker.log") as worker:
         address = worker.start()
         assert address is not None, (tmp_path / "worker.log").read_text()
-        for how, via in (("cli", None), ("worker", address), ("worker-again", address)):
+        # "" rather than None: `allure generate` even where the tests share a worker.
+        for how, via in (("cli", ""), ("worker", address), ("worker-again", address)):
             paths = html.ReportPaths.under(tmp_path / how, site="synthetic")
             shutil.copytree(synthetic.results, paths.results)
             index = html.render(paths, name="Smart ID verify", allure=allure, worker=via)
