@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import pytest
 
 from smartid.lab.faults import FAULTS
 from tests.helpers import ROOT
-from tests.setuplab import COMPONENTS, SetUpLab, explain, faults_on, set_up_lab
+from tests.setuplab import COMPONENTS, SetUpLab, Verify, explain, faults_on, set_up_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -152,15 +152,32 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SetUpLab]:
         yield ready
 
 
+@pytest.fixture(scope="module")
+def verified(lab: SetUpLab) -> Callable[[str], Verify]:
+    """The verify run with one fault on, made once per fault: the tests that judge one run in
+    different ways (the check that catches the fault, the root cause it blocks others by) share
+    it."""
+    runs: dict[str, Verify] = {}
+
+    def verify(fault: str) -> Verify:
+        if fault not in runs:
+            with faults_on(lab, (fault,)):
+                runs[fault] = lab.verify()
+        return runs[fault]
+
+    return verify
+
+
 def test_every_fault_of_the_lab_has_an_expectation() -> None:
     assert sorted(FAULTS) == sorted(FAILING + WARNING)
 
 
 @pytest.mark.parametrize("fault", FAILING)
-def test_verify_fails_on_the_fault_with_the_check_that_guards_it(lab: SetUpLab, fault: str) -> None:
+def test_verify_fails_on_the_fault_with_the_check_that_guards_it(
+    verified: Callable[[str], Verify], fault: str
+) -> None:
     caught = CAUGHT[fault]
-    with faults_on(lab, (fault,)):
-        result = lab.verify()
+    result = verified(fault)
     print(explain(result.outcomes))  # shown with -rP: what each check said
     assert result.run.returncode == 1, result.run.output
     assert "Traceback" not in result.run.output
@@ -261,11 +278,10 @@ def _check_of(label: str) -> str:
 
 @pytest.mark.parametrize("fault", sorted(ROOT_CAUSES))
 def test_a_component_taken_away_fails_its_root_check_and_blocks_the_rest(
-    lab: SetUpLab, fault: str
+    verified: Callable[[str], Verify], fault: str
 ) -> None:
     expected = ROOT_CAUSES[fault]
-    with faults_on(lab, (fault,)):
-        result = lab.verify()
+    result = verified(fault)
     assert result.run.returncode == 1, result.run.output
     failed = {o.label for o in result.outcomes if o.status == "failed"}
     assert failed == expected.failed, explain(result.outcomes)
