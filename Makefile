@@ -55,7 +55,7 @@ test-prerequisites:
 	@tools/test-prerequisites
 
 test: test-prerequisites lint $(NODE_STAMP)
-	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # verify against SITE (default: the lab) with JUnit XML, reports/summary.json and the HTML report
 # with trend history. make exits 2 on any failure; cron gets the exact code (0, 1, 2, 3, 4) from

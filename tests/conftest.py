@@ -13,6 +13,24 @@ from smartid.report import allure_worker
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The project's test modules in the order `make test` hands them to its workers
+    (`--dist loadscope --no-loadscope-reorder`): those marked `long` first, then the others by
+    number of tests, largest first (what xdist's own reordering does). A long module of few tests
+    (the fresh clone) would otherwise start last and finish alone. The tests of a module keep
+    their order."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    if not all(name.startswith("tests/") for name in modules):
+        return
+    ordered = sorted(
+        modules.values(),
+        key=lambda tests: (tests[0].get_closest_marker("long") is None, -len(tests)),
+    )
+    items[:] = [item for tests in ordered for item in tests]
+
+
 @pytest.fixture
 def suite_env(tmp_path: Path) -> dict[str, str]:
     """Environment that keeps a suite run's state out of the project folder."""

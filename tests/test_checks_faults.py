@@ -26,7 +26,7 @@ from smartid.lab.faults import FAULTS
 from tests.helpers import ROOT
 from tests.setuplab import COMPONENTS, SetUpLab, Verify, explain, faults_on, set_up_lab
 
-pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.long]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from tests.helpers import ROOT
 from tests.servers import silent_listener
 from tests.setuplab import SetUpLab, set_up_lab
 
-pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.long]
 
 LAB_SITE = (ROOT / "sites" / "lab.toml").read_text()
 

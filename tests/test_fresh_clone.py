@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import ROOT
 
 WANTED = os.environ.get("SMARTID_FRESH_CLONE", "")
-pytestmark = pytest.mark.fresh_clone
+pytestmark = [pytest.mark.fresh_clone, pytest.mark.long]
 
 
 def _new_user_env(clone: Path) -> dict[str, str]:
