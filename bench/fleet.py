@@ -1,8 +1,10 @@
 """What a fleet costs as it grows (bench/README.md, docs/fleet.md): `python -m smartid.report.fleet
 run` over 1, 4, 16 and 64 site files that all point at one lab set up by the suite's own setup,
-with -j 1 and -j <cores>; the time per site and the ratio to one site, in one run. Goal on a
-2-core machine: 16 sites <= 4x one site, 64 sites <= 12x. Also the peak resident memory of the
-whole fleet run (the fleet and every site's processes, sampled from /proc) at the largest size.
+with -j 1 and -j <cores>; the time per site and the ratio to one site, in one run (one site's
+fleet runs before each larger one and once after the last; the ratios divide by their median).
+Goal on a 2-core machine: 16 sites <= 4x one site, 64 sites <= 12x. Also the peak resident
+memory of the whole fleet run (the fleet and every site's processes, sampled from /proc) at
+the largest size.
 
     python bench/fleet.py [--sizes 1,4,16,64] [--jobs 1,2]
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,7 +60,9 @@ def _tree_rss(root: int) -> int:
 def _fleet(
     sites: Path, reports: Path, jobs: int, env: dict[str, str], cold: bool
 ) -> tuple[float, int]:
-    """Seconds of one fleet run and its peak memory (kB); every site must pass."""
+    """Seconds of one fleet run into an empty `reports` (no history, as every run of the
+    bench) and its peak memory (kB); every site must pass."""
+    shutil.rmtree(reports, ignore_errors=True)
     command = [sys.executable, "-m", "smartid.report.fleet", "run", str(sites), "-j", str(jobs)]
     command += [f"--reports={reports}", *(["--cold"] if cold else [])]
     peak = 0
@@ -107,20 +113,41 @@ def main() -> None:
                 f"{'peak MB':>8}"
             )
             for start, j in [(start, j) for start in starts for j in jobs]:
-                one: float | None = None
-                for size in sizes:
-                    sites = folder / f"sites-{size}"
-                    sites.mkdir(exist_ok=True)
-                    for n in range(size):
-                        (sites / f"s{n:03}.toml").write_text(f'name = "s{n:03}"\n{LAB_SITE}')
-                    reports = folder / f"reports-{start}-{size}-{j}"
-                    elapsed, peak = _fleet(sites, reports, j, env, start == "cold")
-                    one = elapsed if one is None else one
+                # One site's fleet is the divisor of every ratio and moves the most from one
+                # minute to the next: it runs before each larger fleet and once after the
+                # last, and the ratios divide by the median of those runs.
+                ones: list[float] = []
+                rows: list[tuple[int, float, int]] = []
+                order = [1, *[n for larger in sizes if larger != 1 for n in (larger, 1)]]
+                for size in order:
+                    elapsed, peak = _fleet(
+                        _sites(folder, size), folder / "reports", j, env, start == "cold"
+                    )
+                    if size == 1:
+                        ones.append(elapsed)
+                    else:
+                        rows.append((size, elapsed, peak))
+                one = statistics.median(ones)
+                print(
+                    f"{start:>5} {1:>5} {j:>3} {one:>8.1f} {one:>7.2f} {1.0:>6.1f} "
+                    f"{'':>8}  median of {len(ones)}: {', '.join(f'{t:.1f}' for t in ones)}"
+                )
+                for size, elapsed, peak in rows:
                     print(
                         f"{start:>5} {size:>5} {j:>3} {elapsed:>8.1f} {elapsed / size:>7.2f} "
                         f"{elapsed / one:>6.1f} {peak / 1024:>8.0f}",
                         flush=True,
                     )
+
+
+def _sites(folder: Path, size: int) -> Path:
+    """A folder of `size` site files, each a copy of sites/lab.toml under its own name."""
+    sites = folder / f"sites-{size}"
+    if not sites.is_dir():
+        sites.mkdir()
+        for n in range(size):
+            (sites / f"s{n:03}.toml").write_text(f'name = "s{n:03}"\n{LAB_SITE}')
+    return sites
 
 
 if __name__ == "__main__":

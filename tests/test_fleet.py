@@ -20,6 +20,7 @@ from defusedxml import ElementTree
 from ruamel.yaml import YAML
 
 from smartid.masking import Secret, find_leaks
+from smartid.report import fleet
 from smartid.report.fleet import find_sites, worst
 from tests.helpers import ROOT
 from tests.servers import silent_listener
@@ -53,6 +54,21 @@ def test_the_worst_exit_code_wins() -> None:
     assert worst([1, 2, 0]) == 2
     assert worst([2, 4, 3, 1]) == 4
     assert worst([]) == 0
+
+
+def test_a_result_file_is_copied_where_it_cannot_be_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "a-result.json"
+    source.write_text('{"name": "x"}')
+
+    def refuse(*_: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(fleet.os, "link", refuse)
+    fleet._link_or_copy(source, tmp_path / "copy.json")
+    assert (tmp_path / "copy.json").read_text() == '{"name": "x"}'
+    assert source.stat().st_nlink == 1
 
 
 def test_two_site_files_with_one_name_are_refused(tmp_path: Path) -> None:
@@ -123,6 +139,10 @@ def test_a_fleet_gives_each_site_its_row_and_the_worst_exit_code(
     environments = {e["id"] for e in json.loads(base64.b64decode(encoded.group(1)))}
     assert {"good", "strict"} <= environments
     assert not {"broken", "silent"} & environments
+    # The fleet's results are the sites' own files, linked where the file system can.
+    linked = sorted((reports / "fleet" / "allure-results").glob("*-result.json"))
+    assert len(linked) == rows["good"]["counts"]["total"] + rows["strict"]["counts"]["total"]
+    assert all(path.stat().st_nlink == 2 for path in linked)
     # The lab's secrets are in no report of the fleet.
     secrets = [Secret(value, name) for name, value in lab.state.secrets().items()]
     assert find_leaks(reports, secrets) == []

@@ -436,6 +436,26 @@ def test_tracking_scripts_are_removed_and_nothing_else_is(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        # Tags in any case; the whitespace after a removed script goes with it.
+        ("a<SCRIPT>gtag('js', 1)</Script>\n\tb", "ab"),
+        # A script element ends at the first closing tag after its opening one.
+        ("<script>x</script>gtag(</script>", "<script>x</script>gtag(</script>"),
+        ("<script>dataLayer</script><script>y</script>", "<script>y</script>"),
+        # A name that only contains the words is not the tag manager's.
+        ("<script>mydataLayer; ngtag (1)</script>", "<script>mydataLayer; ngtag (1)</script>"),
+        # A script with a source keeps its body; one never closed is left as it is.
+        ('<script src="a.js">gtag(1)</script>', '<script src="a.js">gtag(1)</script>'),
+        ("<p><script>gtag(1)", "<p><script>gtag(1)"),
+        ("", ""),
+    ],
+)
+def test_only_whole_tracking_script_elements_are_removed(page: str, expected: str) -> None:
+    assert html.strip_tracking(page) == expected
+
+
+@pytest.mark.parametrize(
     "page",
     [
         '<script src="https://cdn.example.com/x.js"></script>',
