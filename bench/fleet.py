@@ -6,7 +6,10 @@ Goal on a 2-core machine: 16 sites <= 4x one site, 64 sites <= 12x. Also the pea
 memory of the whole fleet run (the fleet and every site's processes, sampled from /proc) at
 the largest size.
 
-    python bench/fleet.py [--sizes 1,4,16,64] [--jobs 1,2]
+    python bench/fleet.py [--sizes 1,4,16,64] [--jobs 1,2] [--starts warm,cold] [--bytecode-cache]
+
+`--bytecode-cache` lets the runs keep compiled modules (and pytest's rewritten ones) as a user's
+machine does, where the environment sets PYTHONDONTWRITEBYTECODE (bench/verify_cost.py too).
 
 A site's run is a whole nightly (pytest -m verify, summary, HTML report), so the per-site start
 (interpreter, pytest, imports, the site model) and the report's render are paid per site.
@@ -96,7 +99,14 @@ def main() -> None:
     parser.add_argument(
         "--starts", default="warm,cold", help="warm (forked from the fleet's server), cold, or both"
     )
+    parser.add_argument(
+        "--bytecode-cache",
+        action="store_true",
+        help="let the runs write and use bytecode caches (drop PYTHONDONTWRITEBYTECODE)",
+    )
     args = parser.parse_args()
+    if args.bytecode_cache:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the fleets inherit this environment
     starts = args.starts.split(",")
     sizes = [int(n) for n in args.sizes.split(",")]
     jobs = sorted({int(n) for n in args.jobs.split(",")})
