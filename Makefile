@@ -22,12 +22,14 @@ SITE ?=
 .PHONY: install demo test lint clean nightly fleet node-install test-prerequisites
 
 # pip installs uv (pinned in constraints.txt) into .venv, and uv installs the rest: on 2 cores a
-# fresh .venv takes 12-15 s that way (11-14 CPU-seconds) where pip alone takes 37 s (33). Where uv
-# cannot be installed or cannot install (no uv wheel for the platform, say), pip does it all.
+# fresh .venv takes 12-15 s that way (11-14 CPU-seconds) where pip alone takes 37 s (33). uv trusts
+# the system's certificate store, as pip does where it is configured to (a proxy's or a company's
+# CA; uv's own roots are the public ones only). Where uv cannot be installed or cannot install (no
+# uv wheel for the platform, say), pip does it all.
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	($(PIP) uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]') \
+	($(PIP) uv && $(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python -c constraints.txt -e '.[dev]') \
 	  || (echo "uv could not install the packages: pip installs them" && $(PIP) -e '.[dev]')
 	touch $@
 
