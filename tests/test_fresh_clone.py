@@ -1,7 +1,7 @@
 """The README's quick start, as a new user types it, in a fresh clone of this checkout's HEAD:
 `make demo`, then the commands on PATH (`smartid`, `pytest`), and (opt-in, minutes) `make test`.
 
-The clone is of the last commit, not of the working tree. 60 to 100 s with pip's and npm's caches
+The clone is of the last commit, not of the working tree. 40 to 80 s with uv's and npm's caches
 warm (a new .venv and node_modules); marked `fresh_clone`, so `-m "not fresh_clone"` leaves it out.
 `make test` in the clone takes minutes: SMARTID_FRESH_CLONE=full adds it.
 """
