@@ -468,6 +468,9 @@ def test_only_whole_tracking_script_elements_are_removed(page: str, expected: st
         + base64.b64encode(b"fetch(`https://e.example.com/x`)").decode()
         + '"></script>',
         "<style>@import 'https://fonts.example.com/a.css';</style>",
+        # A srcset whose first candidate is a data: URL still has its other candidates checked.
+        '<img srcset="data:image/png;base64,AAAA,https://tracker.example.com/p.png 2x">',
+        '<link rel="stylesheet" href="data:text/css,@import \'https://fonts.example.com/a.css\';">',
     ],
 )
 def test_the_external_url_scan_finds_what_a_page_would_load(tmp_path: Path, page: str) -> None:

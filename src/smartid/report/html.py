@@ -358,12 +358,18 @@ class _LoadScanner(HTMLParser):
                 self.scan_code(value)
             if tag not in _LOADING_TAGS or name not in _LOADING_ATTRIBUTES:
                 continue
-            candidates = value.split(",") if name == "srcset" else [value]
+            decoded = _decode_data_url(value)
+            # A data: URL loads from no host: only what it holds might, and that is scanned (not
+            # split and parsed as a URL: Allure's app script is one of 3.5 MB). A srcset lists
+            # several candidates, each checked.
+            if name == "srcset":
+                candidates = value.split(",")
+            else:
+                candidates = [] if decoded is not None else [value]
             for candidate in candidates:
                 url = candidate.strip().split(" ")[0]
                 if _external(url):
                     self.found.append(url)
-            decoded = _decode_data_url(value)
             if decoded is not None:
                 self.scan_code(decoded)
 
