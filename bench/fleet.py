@@ -2,9 +2,11 @@
 run` over 1, 4, 16 and 64 site files that all point at one lab set up by the suite's own setup,
 with -j 1 and -j <cores>; the time per site and the ratio to one site, in one run (one site's
 fleet runs before each larger one and once after the last; the ratios divide by their median).
-Goal on a 2-core machine: 16 sites <= 4x one site, 64 sites <= 12x. Also the peak resident
-memory of the whole fleet run (the fleet and every site's processes, sampled from /proc) at
-the largest size.
+Goal on a 2-core machine: 16 sites <= 4x one site, 64 sites <= 12x. Also the machine's busy
+CPU-seconds during each run (the lab's included), how busy that kept the cores (a fleet at
+100 % is CPU-bound: more concurrency cannot help it), the CPU-seconds each site beyond the first
+adds, and the peak resident memory of the whole fleet run (the fleet and every site's
+processes, sampled from /proc).
 
     python bench/fleet.py [--sizes 1,4,16,64] [--jobs 1,2] [--starts warm,cold] [--bytecode-cache]
 
@@ -60,15 +62,28 @@ def _tree_rss(root: int) -> int:
     return total
 
 
+def _busy() -> float:
+    """The machine's busy CPU-seconds since boot (/proc/stat: user, nice, system, irq, softirq),
+    or NaN where there is no /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def _fleet(
     sites: Path, reports: Path, jobs: int, env: dict[str, str], cold: bool
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """Seconds of one fleet run into an empty `reports` (no history, as every run of the
-    bench) and its peak memory (kB); every site must pass."""
+    bench), its peak memory (kB) and the machine's busy CPU-seconds meanwhile (the lab's
+    included); every site must pass."""
     shutil.rmtree(reports, ignore_errors=True)
     command = [sys.executable, "-m", "smartid.report.fleet", "run", str(sites), "-j", str(jobs)]
     command += [f"--reports={reports}", *(["--cold"] if cold else [])]
     peak = 0
+    busy = _busy()
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
@@ -85,11 +100,12 @@ def _fleet(
     sampler.start()
     output, _ = process.communicate()
     elapsed = time.perf_counter() - started
+    busy = _busy() - busy
     done.set()
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"fleet of {sites} exited {process.returncode}:\n{output}")
-    return elapsed, peak
+    return elapsed, peak, busy
 
 
 def main() -> None:
@@ -110,6 +126,7 @@ def main() -> None:
     starts = args.starts.split(",")
     sizes = [int(n) for n in args.sizes.split(",")]
     jobs = sorted({int(n) for n in args.jobs.split(",")})
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as work:
         folder = Path(work)
         state = new_state(folder / "lab")
@@ -120,32 +137,39 @@ def main() -> None:
                 raise SystemExit(f"setup failed:\n{setup.stdout}")
             print(
                 f"{'start':>5} {'sites':>5} {'-j':>3} {'seconds':>8} {'s/site':>7} {'x one':>6} "
-                f"{'peak MB':>8}"
+                f"{'peak MB':>8} {'CPU s':>7} {'busy':>5} {'CPU s/site':>10}"
             )
             for start, j in [(start, j) for start in starts for j in jobs]:
                 # One site's fleet is the divisor of every ratio and moves the most from one
                 # minute to the next: it runs before each larger fleet and once after the
                 # last, and the ratios divide by the median of those runs.
                 ones: list[float] = []
-                rows: list[tuple[int, float, int]] = []
+                one_cpu: list[float] = []
+                rows: list[tuple[int, float, int, float]] = []
                 order = [1, *[n for larger in sizes if larger != 1 for n in (larger, 1)]]
                 for size in order:
-                    elapsed, peak = _fleet(
+                    elapsed, peak, busy = _fleet(
                         _sites(folder, size), folder / "reports", j, env, start == "cold"
                     )
                     if size == 1:
                         ones.append(elapsed)
+                        one_cpu.append(busy)
                     else:
-                        rows.append((size, elapsed, peak))
-                one = statistics.median(ones)
+                        rows.append((size, elapsed, peak, busy))
+                one, cpu = statistics.median(ones), statistics.median(one_cpu)
                 print(
                     f"{start:>5} {1:>5} {j:>3} {one:>8.1f} {one:>7.2f} {1.0:>6.1f} "
-                    f"{'':>8}  median of {len(ones)}: {', '.join(f'{t:.1f}' for t in ones)}"
+                    f"{'':>8} {cpu:>7.1f} {cpu / (one * cores):>5.0%} {'':>10}  median of "
+                    f"{len(ones)}: "
+                    f"{', '.join(f'{t:.1f}' for t in ones)}"
                 )
-                for size, elapsed, peak in rows:
+                for size, elapsed, peak, busy in rows:
+                    # The CPU a site adds: beyond what a one-site fleet costs in all.
+                    added = (busy - cpu) / (size - 1)
                     print(
                         f"{start:>5} {size:>5} {j:>3} {elapsed:>8.1f} {elapsed / size:>7.2f} "
-                        f"{elapsed / one:>6.1f} {peak / 1024:>8.0f}",
+                        f"{elapsed / one:>6.1f} {peak / 1024:>8.0f} {busy:>7.1f} "
+                        f"{busy / (elapsed * cores):>5.0%} {added:>10.2f}",
                         flush=True,
                     )
 
