@@ -43,8 +43,23 @@ __all__ = ["SUITE_PLUGINS", "SUITE_PRELOAD", "ForkRunner", "Run", "available"]
 # filterwarnings=error). The smartid package says PYTEST_DONT_REWRITE for the same reason.
 SUITE_PRELOAD = (
     "pytest",
-    # What allure-pytest, pytest-xdist and pytest's own plugins import when a run loads them:
-    # the plugins themselves are each run's, these libraries they use are not (about 0.1 s).
+    # pytest's own plugins that `import pytest` leaves to each run's configuration (its
+    # `default_plugins`; pytest never rewrites its own modules): about 0.02 s.
+    "_pytest.faulthandler",
+    "_pytest.helpconfig",
+    "_pytest.junitxml",
+    "_pytest.pastebin",
+    "_pytest.setuponly",
+    "_pytest.setupplan",
+    "_pytest.skipping",
+    "_pytest.stepwise",
+    "_pytest.threadexception",
+    "_pytest.unittest",
+    "_pytest.unraisableexception",
+    "_pytest.warnings",
+    # What allure-pytest, pytest-xdist, pytest-order and pytest's own plugins import when a run
+    # loads them: the plugins themselves are each run's, these libraries they use are not
+    # (about 0.1 s).
     "attr",
     "allure_commons._allure",
     "allure_commons.lifecycle",
@@ -53,6 +68,7 @@ SUITE_PRELOAD = (
     "allure_commons.reporter",
     "allure_commons.utils",
     "execnet",
+    "packaging.version",
     "pdb",
     "unittest",
     "requests",
