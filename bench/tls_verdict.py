@@ -9,12 +9,19 @@ revocation (TLS-009): every CRL and OCSP answer fetched once per run from the la
 `judge_revocation`; and beside one bare verifying handshake per endpoint, all at once (the
 floor of endpoints judged together: "x bare").
 
-    python bench/tls_verdict.py [-n 200] [--openssl-n 20] [--run-n 50]
+On loopback the run is CPU-bound: client and servers share the machine's cores, so each probe
+costs what its handshake costs both ends. A verify talks to servers across a network, where a
+probe mostly waits; `--rtt-ms` repeats the run of 4 endpoints with every connection (the TLS
+endpoints' and CM's) behind a relay, in a process of its own, that delays each direction by half
+the round trip, and each TCP connect costs one round trip.
+
+    python bench/tls_verdict.py [-n 200] [--openssl-n 20] [--run-n 50] [--rtt-ms 0,2,10]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import multiprocessing
 import shutil
@@ -27,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,24 +128,134 @@ def _serve_cm(folder: Path, sock: socket.socket, stop: Any) -> None:
     server.stop()
 
 
+@dataclass
+class _Lab:
+    state: LabState
+    # With a round trip: the relays' ports, the first CM's (the port its certificates name), and a
+    # call that tells the relays where to forward (CM's port, then the endpoints').
+    relay_ports: list[int]
+    forward: Callable[[list[int]], None]
+
+
 @contextlib.contextmanager
-def _lab_cm_pki(folder: Path) -> Iterator[LabState]:
+def _lab_cm_pki(folder: Path, *, endpoints: int, rtt: float) -> Iterator[_Lab]:
     """A lab state with its PKI, and CM's plain-HTTP CRL/OCSP listener in a process of its own,
     as the lab serves it (in the measuring process, its threads would share one GIL with the
-    client's)."""
-    state, sock = pki_only(folder, "bench-officer-password")
+    client's); with `rtt`, also the relays, in one more process: one in front of CM and one for
+    each of `endpoints`."""
+    state, named = pki_only(folder, "bench-officer-password")
     context = multiprocessing.get_context("fork")  # before any thread of this process starts
     stop = context.Event()
-    server = context.Process(target=_serve_cm, args=(folder, sock, stop), daemon=True)
-    server.start()
-    sock.close()
+    processes = []
+    relays: list[socket.socket] = []
+    cm_sock = named
+    receive, send = context.Pipe(duplex=False)
+    if rtt > 0:
+        relays = [named] + [_listener() for _ in range(endpoints)]
+        cm_sock = _listener()
+        processes.append(context.Process(target=_relays, args=(relays, receive, rtt / 2)))
+    processes.append(context.Process(target=_serve_cm, args=(folder, cm_sock, stop)))
+    for process in processes:
+        process.daemon = True
+        process.start()
+    cm_port = cm_sock.getsockname()[1]
+    relay_ports = [sock.getsockname()[1] for sock in relays]
+    for sock in {id(s): s for s in [*relays, cm_sock]}.values():
+        sock.close()
     try:
-        yield state
+        yield _Lab(state, relay_ports[1:], lambda ports: send.send([cm_port, *ports]))
     finally:
         stop.set()
-        server.join(10)
-        if server.is_alive():
-            server.kill()
+        for process in processes:
+            if process is not processes[-1]:
+                process.kill()
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+
+
+async def _relay(listen: socket.socket, upstream: int, one_way: float) -> None:
+    """Forward every connection to 127.0.0.1:`upstream`, each chunk `one_way` seconds later in
+    each direction, in order; an end of stream goes on just as late."""
+    loop = asyncio.get_running_loop()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                queue.put_nowait((loop.time() + one_way, data))
+        except OSError:
+            pass
+        queue.put_nowait((loop.time() + one_way, b""))
+        with contextlib.suppress(OSError):
+            await sender
+
+    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(connected, sock=listen)
+    async with server:
+        await server.serve_forever()
+
+
+def _relays(listeners: list[socket.socket], forward: Any, one_way: float) -> None:
+    """The relay process: it learns where each listener forwards to (`forward`'s first message:
+    one port per listener), then serves them all."""
+    upstreams = forward.recv()
+
+    async def main() -> None:
+        relays = (
+            _relay(sock, port, one_way) for sock, port in zip(listeners, upstreams, strict=True)
+        )
+        await asyncio.gather(*relays)
+
+    asyncio.run(main())
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
+@contextlib.contextmanager
+def _slow_connects(rtt: float) -> Iterator[None]:
+    """Each TCP connect of this process (the probes', the bare handshakes', the CRL and OCSP
+    fetches') costs one round trip, as across a network; the relay delays the rest."""
+    if rtt <= 0:
+        yield
+        return
+    connect = socket.create_connection
+
+    def slow(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = connect(*args, **kwargs)
+        time.sleep(rtt)
+        return sock
+
+    socket.create_connection = slow
+    try:
+        yield
+    finally:
+        socket.create_connection = connect
 
 
 def _s_client(openssl: str, port: int, bundle: Path) -> Callable[[], object]:
@@ -157,19 +275,38 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200, help="handshakes and verdicts (default 200)")
     parser.add_argument("--openssl-n", type=int, default=20, help="s_client runs (default 20)")
     parser.add_argument("--run-n", type=int, default=50, help="4-endpoint runs (default 50)")
+    parser.add_argument(
+        "--rtt-ms",
+        type=lambda text: [float(part) for part in text.split(",")],
+        default=[0.0, 2.0, 10.0],
+        help="round trips of the 4-endpoint runs, ms, comma-separated; 0 = loopback "
+        "(default 0,2,10)",
+    )
     args = parser.parse_args()
     _single(args)
     _runs(args)
 
 
 def _runs(args: argparse.Namespace) -> None:
+    for rtt_ms in args.rtt_ms:
+        _run_of_four(args.run_n, rtt_ms / 1000)
+
+
+def _run_of_four(run_n: int, rtt: float) -> None:
     names = ("idm", "hermod", "cm", "portal")
     policy = TlsPolicy()
-    with tempfile.TemporaryDirectory() as folder, _lab_cm_pki(Path(folder) / "lab") as state:
-        pki = state.pki
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        _lab_cm_pki(Path(folder) / "lab", endpoints=len(names), rtt=rtt) as lab,
+        _slow_connects(rtt),
+    ):
+        pki = lab.state.pki
         creds = [pki.server(n) if n != "portal" else pki.issue_server("portal") for n in names]
         with contextlib.ExitStack() as stack:
             ports = [stack.enter_context(tls_server(c.cert, c.key)) for c in creds]
+            if rtt > 0:
+                lab.forward(ports)
+                ports = lab.relay_ports
             targets = [
                 ProbeTarget(n, "127.0.0.1", p, "localhost", pki.ca_bundle)
                 for n, p in zip(names, ports, strict=True)
@@ -183,16 +320,14 @@ def _runs(args: argparse.Namespace) -> None:
             samples: dict[str, list[float]] = {name: [] for name in runs}
             for action in runs.values():
                 action()
-            for _ in range(args.run_n):
+            for _ in range(run_n):
                 for name, action in runs.items():
                     started = time.perf_counter()
                     action()
                     samples[name].append((time.perf_counter() - started) * 1000)
     base, floor = statistics.median(samples["without"]), statistics.median(samples["bare"])
-    print(
-        f"\n{'run of 4 endpoints':<40} {'N':>5} {'median ms':>10} {'p90 ms':>8} {'x':>5} "
-        f"{'x bare':>6}"
-    )
+    title = "run of 4 endpoints, " + (f"{rtt * 1000:g} ms round trip" if rtt else "loopback")
+    print(f"\n{title:<40} {'N':>5} {'median ms':>10} {'p90 ms':>8} {'x':>5} {'x bare':>6}")
     labels = (
         ("bare", "bare verifying handshakes, in parallel"),
         ("without", "TLS verdicts"),
@@ -202,7 +337,7 @@ def _runs(args: argparse.Namespace) -> None:
         median = statistics.median(samples[name])
         p90 = statistics.quantiles(samples[name], n=10)[-1]
         print(
-            f"{label:<40} {args.run_n:>5} {median:>10.2f} {p90:>8.2f} {median / base:>5.2f} "
+            f"{label:<40} {run_n:>5} {median:>10.2f} {p90:>8.2f} {median / base:>5.2f} "
             f"{median / floor:>6.2f}"
         )
 

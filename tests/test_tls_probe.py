@@ -615,3 +615,43 @@ def test_ipv6_target_is_named_with_brackets() -> None:
 
 def _fingerprint(cert: Cert) -> str:
     return hashlib.sha256(cert.der).hexdigest()
+
+
+def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(lab: Lab) -> None:
+    """Each probe has its own connection, all open at once: across a network an endpoint costs
+    its longest probe's round trips, not their sum. A listener that never answers shows it (one
+    after the other, each connection would end before the next one opened), and what the probes
+    saw there is dropped with the verdict's timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    spans: list[list[float]] = []
+
+    def hold(conn: socket.socket) -> None:
+        span = [time.monotonic()]
+        spans.append(span)
+        with conn:
+            conn.settimeout(10)
+            with contextlib.suppress(OSError):
+                while conn.recv(1024):
+                    pass
+        span.append(time.monotonic())
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                threading.Thread(target=hold, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        target = lab.target(listener.getsockname()[1], connect_timeout=1.0, read_timeout=1.0)
+        facts = observe(target, legacy=True, client_auth=True, ciphers=("kRSA", "3DES:RC4"))
+    finally:
+        listener.close()
+    assert (facts.ok, facts.error_kind) == (False, "timeout")
+    assert (facts.legacy, facts.tls12, facts.ciphers) == ({}, None, ())
+    # The verdict, TLS 1.0, TLS 1.1 and the cipher families' first offer.
+    assert len(spans) == 4
+    assert all(len(span) == 2 for span in spans)
+    assert max(opened for opened, _ in spans) < min(closed for _, closed in spans)

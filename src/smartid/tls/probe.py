@@ -23,6 +23,11 @@ One `observe()` makes, at most:
    has no suite of is recorded as not offered, never as refused. Like (4) they present the site's
    client certificate where one is configured, verify nothing and send nothing.
 
+(3), (4) and (5) do not depend on (1), so they run beside it, each on its own connection: across
+a network an endpoint costs the round trips of its longest probe instead of the sum of all. Their
+answers are dropped when (1) found no TLS server to talk to (refused, reset or silent), as they
+would have been refused or silent too.
+
 The peer's verdict on a client certificate: under TLS 1.2 the server checks the client certificate
 before it sends its own Finished, so the client's handshake fails when it is refused. Under TLS 1.3
 the client's handshake completes first and a refusal only arrives afterwards, as an alert. Sending a
@@ -42,7 +47,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,36 +147,50 @@ def observe(
     started = time.perf_counter()
     observed_at = datetime.now(UTC)
     context = _verifying_context(target.ca_bundle, target.client_cert)
-    # The verdict handshake waits for the server's word on the client certificate when one is
-    # sent, or when it doubles as the "is a certificate demanded?" probe.
-    wait = target.client_cert is not None or client_auth
-    verdict = _handshake(target, context, target.server_name, settle=wait)
-    chain_der = verdict.chain
-    if not chain_der and verdict.error_kind in ("tls", "protocol"):
-        chain_der = _handshake(target, _observe_only_context(), target.server_name).chain
-    chain = _chain_facts(chain_der)
-    if on_chain is not None and chain:
-        on_chain(tuple(c.der for c in chain if c.der))
-    demanded: bool | None = None
-    if client_auth:
-        if target.client_cert is None:
-            demanded = verdict.demanded
-        else:
-            anonymous = _verifying_context(target.ca_bundle, None)
-            demanded = _handshake(target, anonymous, target.server_name, settle=True).demanded
-    accepted: dict[str, bool] = {}
-    if legacy and verdict.error_kind not in ("connect", "timeout"):
-        for version in _LEGACY_VERSIONS:
-            context = _legacy_context(version, target.client_cert)
-            probe = _handshake(target, context, target.server_name)
-            # A server sends its certificate only in the version it agreed to; one that demands a
-            # client certificate we do not have then ends the handshake, having accepted the
+    # The probes after the verdict do not need its outcome, so they run beside it: each waits on
+    # its own round trips, and an endpoint across a network costs the longest of them, not their
+    # sum. Their answers count only where the verdict reached the server's TLS.
+    workers = int(client_auth) + (len(_LEGACY_VERSIONS) if legacy else 0) + int(bool(ciphers))
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tls-probe") as pool:
+        anonymous: Future[_Outcome] | None = None
+        if client_auth and target.client_cert is not None:
+            without = _verifying_context(target.ca_bundle, None)
+            anonymous = pool.submit(_handshake, target, without, target.server_name, settle=True)
+        versions = {
+            version: pool.submit(
+                _handshake, target, _legacy_context(version, target.client_cert), target.server_name
+            )
+            for version in (_LEGACY_VERSIONS if legacy else ())
+        }
+        suites = pool.submit(_probe_ciphers, target, tuple(ciphers)) if ciphers else None
+        # The verdict handshake waits for the server's word on the client certificate when one
+        # is sent, or when it doubles as the "is a certificate demanded?" probe.
+        wait = target.client_cert is not None or client_auth
+        verdict = _handshake(target, context, target.server_name, settle=wait)
+        chain_der = verdict.chain
+        if not chain_der and verdict.error_kind in ("tls", "protocol"):
+            chain_der = _handshake(target, _observe_only_context(), target.server_name).chain
+        chain = _chain_facts(chain_der)
+        if on_chain is not None and chain:
+            on_chain(tuple(c.der for c in chain if c.der))
+        reached = verdict.error_kind not in ("connect", "timeout")
+        demanded: bool | None = None
+        if client_auth:
+            demanded = (verdict if anonymous is None else anonymous.result()).demanded
+        accepted: dict[str, bool] = {}
+        for version, future in versions.items():
+            probe = future.result()
+            # A server sends its certificate only in the version it agreed to; one that demands
+            # a client certificate we do not have then ends the handshake, having accepted the
             # version all the same.
-            accepted[version] = probe.ok or bool(probe.chain)
-    tls12: bool | None = None
-    families: tuple[CipherProbe, ...] = ()
-    if ciphers and verdict.error_kind not in ("connect", "timeout"):
-        tls12, families = _probe_ciphers(target, tuple(ciphers))
+            if reached:
+                accepted[version] = probe.ok or bool(probe.chain)
+        tls12: bool | None = None
+        families: tuple[CipherProbe, ...] = ()
+        if suites is not None:
+            answer = suites.result()
+            if reached:
+                tls12, families = answer
     return HandshakeFacts(
         target=target.address,
         server_name=target.server_name,
@@ -224,8 +243,9 @@ def observe_many(
 
 def _probe_ciphers(
     target: ProbeTarget, families: tuple[str, ...]
-) -> tuple[bool, tuple[CipherProbe, ...]]:
-    """Whether the server accepts TLS 1.2 at all, and what it does with each family.
+) -> tuple[bool | None, tuple[CipherProbe, ...]]:
+    """Whether the server accepts TLS 1.2 at all, and what it does with each family; None and
+    nothing when an offer found no TLS server to answer it (refused, reset or silent).
 
     One TLS 1.2 handshake offers the suites of every family not yet settled: a server that refuses
     them all refuses each family (the common case: one handshake, not one per family), and one
@@ -244,6 +264,8 @@ def _probe_ciphers(
         context = _tls12_context(union, target.client_cert)
         assert context is not None  # names of TLS 1.2 suites this OpenSSL offers
         outcome = _handshake(target, context, target.server_name)
+        if outcome.error_kind in ("connect", "timeout"):
+            return None, ()  # no TLS server to ask (the verdict then tells why), not a refusal
         # As with the legacy probes: a server sends its certificate only once it agreed to a
         # suite, so a chain means accepted even where it then wanted another client certificate.
         if not (outcome.ok or outcome.chain):
