@@ -206,6 +206,21 @@ def test_a_run_outside_the_suite_folders_writes_no_allure_results(tmp_path: Path
     assert not (suite / "reports").exists()
 
 
+def test_a_run_with_allure_pytest_switched_off_runs_and_writes_no_allure_results(
+    tmp_path: Path,
+) -> None:
+    """`-p no:allure_pytest` leaves the run its verdict, its summary and JUnit, without a
+    report; it was an INTERNALERROR traceback (the option allure-pytest adds was missing)."""
+    suite = write_suite(tmp_path / "suite")
+    run = run_synthetic(suite, "-p", "no:allure_pytest", "--junitxml=junit.xml")
+    assert run.returncode == 1, run.output  # the minor check fails, as with Allure on
+    assert "INTERNALERROR" not in run.output, run.output
+    assert "Traceback" not in run.output, run.output
+    assert "Smart ID verify" in run.stdout, run.output
+    assert (suite / "junit.xml").is_file()
+    assert not (suite / "reports" / "allure-results").exists()
+
+
 def test_each_test_is_labelled_from_module_markers_and_docstring(synthetic: Synthetic) -> None:
     by_title = results_by_title(synthetic.results)
     title = "TLS-001 The leaf certificate is valid for the site's server name."
