@@ -626,6 +626,7 @@ def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(l
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     spans: list[list[float]] = []
+    holders: list[threading.Thread] = []
 
     def hold(conn: socket.socket) -> None:
         span = [time.monotonic()]
@@ -641,7 +642,9 @@ def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(l
         with contextlib.suppress(OSError):
             while True:
                 conn, _ = listener.accept()
-                threading.Thread(target=hold, args=(conn,), daemon=True).start()
+                holder = threading.Thread(target=hold, args=(conn,), daemon=True)
+                holders.append(holder)
+                holder.start()
 
     threading.Thread(target=accept, daemon=True).start()
     try:
@@ -649,6 +652,8 @@ def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(l
         facts = observe(target, legacy=True, client_auth=True, ciphers=("kRSA", "3DES:RC4"))
     finally:
         listener.close()
+    for holder in holders:  # each notes the end of its connection once it sees the client leave
+        holder.join(10)
     assert (facts.ok, facts.error_kind) == (False, "timeout")
     assert (facts.legacy, facts.tls12, facts.ciphers) == ({}, None, ())
     # The verdict, TLS 1.0, TLS 1.1 and the cipher families' first offer.
