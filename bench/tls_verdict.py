@@ -146,32 +146,31 @@ def _lab_cm_pki(folder: Path, *, endpoints: int, rtt: float) -> Iterator[_Lab]:
     state, named = pki_only(folder, "bench-officer-password")
     context = multiprocessing.get_context("fork")  # before any thread of this process starts
     stop = context.Event()
-    processes = []
-    relays: list[socket.socket] = []
-    cm_sock = named
     receive, send = context.Pipe(duplex=False)
+    relays: list[socket.socket] = []
+    relay = None
+    cm_sock = named
     if rtt > 0:
         relays = [named] + [_listener() for _ in range(endpoints)]
         cm_sock = _listener()
-        processes.append(context.Process(target=_relays, args=(relays, receive, rtt / 2)))
-    processes.append(context.Process(target=_serve_cm, args=(folder, cm_sock, stop)))
-    for process in processes:
-        process.daemon = True
-        process.start()
+        relay = context.Process(target=_relays, args=(relays, receive, rtt / 2), daemon=True)
+        relay.start()
+    cm = context.Process(target=_serve_cm, args=(folder, cm_sock, stop), daemon=True)
+    cm.start()
     cm_port = cm_sock.getsockname()[1]
     relay_ports = [sock.getsockname()[1] for sock in relays]
-    for sock in {id(s): s for s in [*relays, cm_sock]}.values():
+    for sock in [*relays, cm_sock]:
         sock.close()
     try:
         yield _Lab(state, relay_ports[1:], lambda ports: send.send([cm_port, *ports]))
     finally:
         stop.set()
-        for process in processes:
-            if process is not processes[-1]:
-                process.kill()
-            process.join(10)
-            if process.is_alive():
-                process.kill()
+        if relay is not None:
+            relay.kill()
+            relay.join(10)
+        cm.join(10)
+        if cm.is_alive():
+            cm.kill()
 
 
 async def _relay(listen: socket.socket, upstream: int, one_way: float) -> None:
