@@ -26,11 +26,18 @@ SITE ?=
 # the system's certificate store, as pip does where it is configured to (a proxy's or a company's
 # CA; uv's own roots are the public ones only). Where uv cannot be installed or cannot install (no
 # uv wheel for the platform, say), pip does it all.
+# Both leave every installed module compiled (uv's --compile-bytecode; pip does it by default), and
+# compileall compiles the suite's own src/ (an editable install's code stays where it is): where
+# the environment sets PYTHONDONTWRITEBYTECODE, as container images often do, Python writes no
+# cache of its own and would otherwise compile pydantic, cryptography, pytest and the rest from
+# source at every start (a cold `pytest -m verify` 1.46 s instead of 0.96 s; the project's tests
+# 20 % more CPU). It adds about 1.5 s to a fresh .venv.
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	($(PIP) uv && $(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python -c constraints.txt -e '.[dev]') \
+	($(PIP) uv && $(BIN)/uv pip install --quiet --compile-bytecode --system-certs --python $(BIN)/python -c constraints.txt -e '.[dev]') \
 	  || (echo "uv could not install the packages: pip installs them" && $(PIP) -e '.[dev]')
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 install: $(STAMP)
