@@ -86,13 +86,19 @@ def password(site):
     return site.idm.admin_password.get().reveal()
 
 
+@pytest.fixture
+def findings():
+    return []
+
+
 @pytest.mark.severity("blocker")
-def test_passes():
+def test_passes(findings):
     """TLS-001 The leaf certificate is valid
     for the site's server name.
 
     Details that stay in the description only.
     """
+    seam.attach_text("evidence", "the same evidence")
 
 
 @pytest.mark.severity("critical")
@@ -110,6 +116,7 @@ def test_parameter_holds_a_secret(value):
 @pytest.mark.severity("normal")
 def test_warns():
     """TLS-003 The certificate is not about to expire."""
+    seam.attach_text("evidence", "the same evidence")
     seam.warn("idm: certificate expires on 2026-12-01, in 6 days (warning from 30 days)")
 
 
@@ -195,6 +202,30 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
 def test_suite_run_writes_allure_results_to_reports_cleaned_at_start(synthetic: Synthetic) -> None:
     assert not (synthetic.results / "stale-result.json").exists()
     assert len(list(synthetic.results.glob("*-result.json"))) == 9
+
+
+def test_the_results_hold_no_file_that_shows_nothing_and_each_attachment_once(
+    synthetic: Synthetic,
+) -> None:
+    containers = [json.loads(p.read_text()) for p in synthetic.results.glob("*-container.json")]
+    # A parametrized test's argument is a fixture without tests to allure-pytest; `findings` is the
+    # checks' bookkeeping: neither container is written. The `password` fixture's is.
+    assert all(container.get("children") for container in containers), containers
+    fixtures = {item["name"] for c in containers for item in c.get("befores", [])}
+    assert "password" in fixtures
+    assert "findings" not in fixtures
+    results = results_by_title(synthetic.results).values()
+    named = [a["source"] for r in results for a in r.get("attachments", [])]
+    assert all((synthetic.results / source).is_file() for source in named)
+    first, second = (
+        synthetic.results / a["source"]
+        for r in results
+        for a in r.get("attachments", [])
+        if a["name"] == "evidence"
+    )
+    assert first != second
+    assert first.read_text() == second.read_text() == "the same evidence"
+    assert first.stat().st_ino == second.stat().st_ino  # one file, two names
 
 
 def test_a_run_outside_the_suite_folders_writes_no_allure_results(tmp_path: Path) -> None:

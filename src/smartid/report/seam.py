@@ -13,18 +13,22 @@ passes, and the warning shows in the report and in the terminal summary.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import allure  # noqa: TID251 - this module is the seam
 import allure_commons
+from allure_commons.logger import AllureFileLogger
 
 from smartid.masking import MASKER, find_leaks
 
@@ -43,6 +47,7 @@ __all__ = [
     "attach_pem",
     "attach_text",
     "find_leaks",
+    "install_fewer_files",
     "install_log_masking",
     "install_result_masking",
     "label_outcome",
@@ -50,6 +55,7 @@ __all__ = [
     "labels_for",
     "step",
     "take_warnings",
+    "uninstall_fewer_files",
     "uninstall_result_masking",
     "warn",
 ]
@@ -252,6 +258,94 @@ def install_result_masking() -> None:
 def uninstall_result_masking() -> None:
     if allure_commons.plugin_manager.is_registered(_RESULT_MASKER):
         allure_commons.plugin_manager.unregister(_RESULT_MASKER)
+
+
+class _FewerFiles:
+    """allure-commons' file writer, minus the files that show nothing in a report.
+
+    allure-pytest writes a container file for every fixture of every test, and a new file for
+    every attachment. A container that no test links to (a parametrized fixture's, once its tests
+    are linked to another) shows nowhere in a report; one whose fixtures are all `hidden` (the
+    suite's own bookkeeping, one per check) shows only that bookkeeping in each test's set-up.
+    Neither is written. An attachment whose bytes were already written in this run (the same
+    endpoint's TLS facts, attached to each of its TLS checks) becomes a hard link to that file,
+    under its own name: the results folder reads as before, with fewer files made. Creating a
+    file is what costs here, not writing it: on some disks a new inode costs 0.1-1 ms of CPU,
+    and a verify wrote about 210 files.
+    """
+
+    def __init__(self, writer: Any, folder: Path, hidden: frozenset[str]) -> None:
+        self.writer = writer
+        self._folder = folder
+        self._hidden = hidden
+        self._written: dict[bytes, Path] = {}
+        self._lock = threading.Lock()
+
+    @allure_commons.hookimpl
+    def report_result(self, result: Any) -> None:
+        self.writer.report_result(result)
+
+    @allure_commons.hookimpl
+    def report_container(self, container: Any) -> None:
+        if not container.children:
+            return
+        fixtures = {item.name.split("::", 1)[0] for item in container.befores + container.afters}
+        if fixtures and fixtures <= self._hidden:
+            return
+        self.writer.report_container(container)
+
+    @allure_commons.hookimpl
+    def report_attached_file(self, source: Any, file_name: str) -> None:
+        self.writer.report_attached_file(source, file_name)
+
+    @allure_commons.hookimpl
+    def report_attached_data(self, body: str | bytes, file_name: str) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        digest = hashlib.sha256(data).digest()
+        target = self._folder / file_name
+        with self._lock:
+            first = self._written.get(digest)
+            if first is not None:
+                try:
+                    os.link(first, target)
+                    return
+                except OSError:  # a file system without hard links, or the first one is gone
+                    pass
+            self.writer.report_attached_data(body, file_name)
+            self._written[digest] = target
+
+    @allure_commons.hookimpl
+    def report_globals(self, globals_item: Any) -> None:
+        self.writer.report_globals(globals_item)
+
+
+# The file writers replaced by install_fewer_files(), each with the name it was registered under.
+_replaced: list[tuple[Any, str | None, _FewerFiles]] = []
+
+
+def install_fewer_files(folder: str | Path, hidden: Iterable[str]) -> None:
+    """Put `_FewerFiles` in place of allure-pytest's file writer for the results in `folder`.
+
+    uninstall_fewer_files() puts the writer back, under its name, before allure-pytest's own
+    clean-up unregisters it."""
+    manager = allure_commons.plugin_manager
+    for plugin in list(manager.get_plugins()):
+        if type(plugin) is AllureFileLogger:
+            name = manager.get_name(plugin)
+            manager.unregister(plugin)
+            stand_in = _FewerFiles(plugin, Path(folder).absolute(), frozenset(hidden))
+            manager.register(stand_in)
+            _replaced.append((plugin, name, stand_in))
+
+
+def uninstall_fewer_files() -> None:
+    manager = allure_commons.plugin_manager
+    while _replaced:
+        writer, name, stand_in = _replaced.pop()
+        if manager.is_registered(stand_in):
+            manager.unregister(stand_in)
+        if not manager.is_registered(writer):
+            manager.register(writer, name)
 
 
 def _mask_record(record: logging.LogRecord) -> None:
