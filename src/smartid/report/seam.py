@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -261,28 +260,38 @@ def uninstall_result_masking() -> None:
 
 
 class _FewerFiles:
-    """allure-commons' file writer, minus the files that show nothing in a report.
+    """allure-commons' file writer, minus the files that show nothing new in a report.
 
     allure-pytest writes a container file for every fixture of every test, and a new file for
-    every attachment. A container that no test links to (a parametrized fixture's, once its tests
-    are linked to another) shows nowhere in a report; one whose fixtures are all `hidden` (the
-    suite's own bookkeeping, one per check) shows only that bookkeeping in each test's set-up.
-    Neither is written. An attachment whose bytes were already written in this run (the same
-    endpoint's TLS facts, attached to each of its TLS checks) becomes a hard link to that file,
-    under its own name: the results folder reads as before, with fewer files made. Creating a
-    file is what costs here, not writing it: on some disks a new inode costs 0.1-1 ms of CPU,
-    and a verify wrote about 210 files.
+    every attachment. A container that no test links to (a parametrized test's argument, to
+    allure-pytest a fixture of its own) shows nowhere in a report; one whose fixtures are all
+    `hidden` (the suite's own bookkeeping, one per check) shows only that bookkeeping in each
+    test's set-up. Neither is written. An attachment whose bytes the run already wrote (an
+    endpoint's TLS facts, attached to each of its TLS checks) is not written again: the results
+    that carry it name the first file, so the report holds it once too (Allure Report 3 keys an
+    attachment by its file name). Creating a file is what costs here, more than writing it: on
+    some disks a new inode costs 0.1-1 ms of CPU, and a verify wrote about 210 files.
     """
 
-    def __init__(self, writer: Any, folder: Path, hidden: frozenset[str]) -> None:
+    def __init__(self, writer: Any, hidden: frozenset[str]) -> None:
         self.writer = writer
-        self._folder = folder
         self._hidden = hidden
-        self._written: dict[bytes, Path] = {}
+        self._first: dict[bytes, str] = {}  # the file name each attachment's bytes went to
+        self._same: dict[str, str] = {}  # an attachment's file name -> the file that holds it
         self._lock = threading.Lock()
+
+    def _point_at_first(self, item: Any) -> None:
+        """Each attachment of `item`, its steps, befores and afters names the file written."""
+        for attachment in getattr(item, "attachments", None) or ():
+            attachment.source = self._same.get(attachment.source, attachment.source)
+        for field in ("steps", "befores", "afters"):
+            for child in getattr(item, field, None) or ():
+                self._point_at_first(child)
 
     @allure_commons.hookimpl
     def report_result(self, result: Any) -> None:
+        with self._lock:
+            self._point_at_first(result)
         self.writer.report_result(result)
 
     @allure_commons.hookimpl
@@ -292,6 +301,8 @@ class _FewerFiles:
         fixtures = {item.name.split("::", 1)[0] for item in container.befores + container.afters}
         if fixtures and fixtures <= self._hidden:
             return
+        with self._lock:
+            self._point_at_first(container)
         self.writer.report_container(container)
 
     @allure_commons.hookimpl
@@ -301,18 +312,16 @@ class _FewerFiles:
     @allure_commons.hookimpl
     def report_attached_data(self, body: str | bytes, file_name: str) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
-        digest = hashlib.sha256(data).digest()
-        target = self._folder / file_name
+        # The file name's extension is the attachment's type: the same bytes as text and as JSON
+        # are two attachments.
+        key = hashlib.sha256(data).digest() + Path(file_name).suffix.encode()
         with self._lock:
-            first = self._written.get(digest)
+            first = self._first.get(key)
             if first is not None:
-                try:
-                    os.link(first, target)
-                    return
-                except OSError:  # a file system without hard links, or the first one is gone
-                    pass
-            self.writer.report_attached_data(body, file_name)
-            self._written[digest] = target
+                self._same[file_name] = first
+                return
+            self._first[key] = file_name
+        self.writer.report_attached_data(body, file_name)
 
     @allure_commons.hookimpl
     def report_globals(self, globals_item: Any) -> None:
@@ -323,8 +332,8 @@ class _FewerFiles:
 _replaced: list[tuple[Any, str | None, _FewerFiles]] = []
 
 
-def install_fewer_files(folder: str | Path, hidden: Iterable[str]) -> None:
-    """Put `_FewerFiles` in place of allure-pytest's file writer for the results in `folder`.
+def install_fewer_files(hidden: Iterable[str]) -> None:
+    """Put `_FewerFiles` in place of allure-pytest's file writer.
 
     uninstall_fewer_files() puts the writer back, under its name, before allure-pytest's own
     clean-up unregisters it."""
@@ -333,7 +342,7 @@ def install_fewer_files(folder: str | Path, hidden: Iterable[str]) -> None:
         if type(plugin) is AllureFileLogger:
             name = manager.get_name(plugin)
             manager.unregister(plugin)
-            stand_in = _FewerFiles(plugin, Path(folder).absolute(), frozenset(hidden))
+            stand_in = _FewerFiles(plugin, frozenset(hidden))
             manager.register(stand_in)
             _replaced.append((plugin, name, stand_in))
 
