@@ -91,8 +91,13 @@ def findings():
     return []
 
 
+@pytest.fixture
+def observed():
+    seam.attach_text("observation", "what the fixture saw")
+
+
 @pytest.mark.severity("blocker")
-def test_passes(findings):
+def test_passes(findings, observed):
     """TLS-001 The leaf certificate is valid
     for the site's server name.
 
@@ -208,14 +213,14 @@ def test_the_results_hold_no_file_that_shows_nothing_and_each_attachment_once(
     synthetic: Synthetic,
 ) -> None:
     containers = [json.loads(p.read_text()) for p in synthetic.results.glob("*-container.json")]
-    # A parametrized test's argument is a fixture without tests to allure-pytest; `findings` is the
-    # checks' bookkeeping: neither container is written. The `password` fixture's is.
+    # A parametrized test's argument is a fixture without tests to allure-pytest, and `findings`
+    # and `password` show nothing but their names: no container for them. `observed` attaches.
     assert all(container.get("children") for container in containers), containers
     fixtures = {item["name"] for c in containers for item in c.get("befores", [])}
-    assert "password" in fixtures
-    assert "findings" not in fixtures
+    assert fixtures == {"observed"}, fixtures
     results = results_by_title(synthetic.results).values()
-    named = [a["source"] for r in results for a in r.get("attachments", [])]
+    fixtures_of = [f for c in containers for f in c.get("befores", []) + c.get("afters", [])]
+    named = [a["source"] for r in [*results, *fixtures_of] for a in r.get("attachments", [])]
     assert all((synthetic.results / source).is_file() for source in named)
     # Two checks attached the same bytes: both name the one file written.
     sources = [

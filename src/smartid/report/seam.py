@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -263,19 +263,20 @@ class _FewerFiles:
     """allure-commons' file writer, minus the files that show nothing new in a report.
 
     allure-pytest writes a container file for every fixture of every test, and a new file for
-    every attachment. A container that no test links to (a parametrized test's argument, to
-    allure-pytest a fixture of its own) shows nowhere in a report; one whose fixtures are all
-    `hidden` (the suite's own bookkeeping, one per check) shows only that bookkeeping in each
-    test's set-up. Neither is written. An attachment whose bytes the run already wrote (an
-    endpoint's TLS facts, attached to each of its TLS checks) is not written again: the results
-    that carry it name the first file, so the report holds it once too (Allure Report 3 keys an
-    attachment by its file name). Creating a file is what costs here, more than writing it: on
-    some disks a new inode costs 0.1-1 ms of CPU, and a verify wrote about 210 files.
+    every attachment. A container is written only where it shows something in a report: it has
+    tests (a parametrized test's argument is, to allure-pytest, a fixture without any), and one of
+    its fixtures has a step, an attachment, a message or an outcome other than passed (the TLS
+    observations with their facts; a fixture that broke). The rest would only list the suite's
+    fixture names and times in each test's set-up and tear-down (about 3 kB of each result in
+    the report). An attachment whose bytes the run already wrote (an endpoint's TLS facts,
+    attached to each of its TLS checks) is not written again: the results that carry it name
+    the first file, so the report holds it once too (Allure Report 3 keys an attachment by its
+    file name). Creating a file is what costs here, more than writing it: on some disks a new
+    inode costs 0.1-1 ms of CPU, and a verify wrote about 210 files.
     """
 
-    def __init__(self, writer: Any, hidden: frozenset[str]) -> None:
+    def __init__(self, writer: Any) -> None:
         self.writer = writer
-        self._hidden = hidden
         self._first: dict[bytes, str] = {}  # the file name each attachment's bytes went to
         self._same: dict[str, str] = {}  # an attachment's file name -> the file that holds it
         self._lock = threading.Lock()
@@ -296,10 +297,9 @@ class _FewerFiles:
 
     @allure_commons.hookimpl
     def report_container(self, container: Any) -> None:
-        if not container.children:
-            return
-        fixtures = {item.name.split("::", 1)[0] for item in container.befores + container.afters}
-        if fixtures and fixtures <= self._hidden:
+        if not container.children or not any(
+            _shows_something(fixture) for fixture in container.befores + container.afters
+        ):
             return
         with self._lock:
             self._point_at_first(container)
@@ -328,11 +328,23 @@ class _FewerFiles:
         self.writer.report_globals(globals_item)
 
 
+def _shows_something(fixture: Any) -> bool:
+    """A fixture's set-up or tear-down shows more than its name and time in a report."""
+    status = getattr(fixture.status, "value", fixture.status)
+    return bool(
+        fixture.steps
+        or fixture.attachments
+        or fixture.parameters
+        or fixture.statusDetails
+        or status not in (None, "passed", "unknown")
+    )
+
+
 # The file writers replaced by install_fewer_files(), each with the name it was registered under.
 _replaced: list[tuple[Any, str | None, _FewerFiles]] = []
 
 
-def install_fewer_files(hidden: Iterable[str]) -> None:
+def install_fewer_files() -> None:
     """Put `_FewerFiles` in place of allure-pytest's file writer.
 
     uninstall_fewer_files() puts the writer back, under its name, before allure-pytest's own
@@ -342,7 +354,7 @@ def install_fewer_files(hidden: Iterable[str]) -> None:
         if type(plugin) is AllureFileLogger:
             name = manager.get_name(plugin)
             manager.unregister(plugin)
-            stand_in = _FewerFiles(plugin, frozenset(hidden))
+            stand_in = _FewerFiles(plugin)
             manager.register(stand_in)
             _replaced.append((plugin, name, stand_in))
 
