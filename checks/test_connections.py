@@ -4,6 +4,9 @@ them (docs/checks.md).
 Read-only, apart from what the deployment itself offers to prove a connection: Hermod's ping
 command (CONN-003) and IDM's own "Test connection" of the messaging server and of the CA (CONN-005,
 CONN-006). None of them changes configuration.
+
+PYTEST_DONT_REWRITE: checks report through their findings, not through asserts; a warm fork
+server preloads this module (smartid.forkrun).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Drift: everything the site file declares against everything the target shows, as one readable
 diff (docs/checks.md). The other checks say what is wrong one requirement at a time; this one shows
 the whole picture in one place, for a reviewer to read at a glance. Read-only; secrets are rendered
-as whether they are accepted or match, never as values."""
+as whether they are accepted or match, never as values.
+
+PYTEST_DONT_REWRITE: checks report through their findings, not through asserts; a warm fork
+server preloads this module (smartid.forkrun).
+"""
 
 from __future__ import annotations
 

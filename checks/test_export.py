@@ -1,7 +1,11 @@
 """Configuration export: IDM's configuration download, documented in both admin_api modes, is a
 signed JAR as Nexus documents (signing is on by default), its signature verifies, and its signer
 certificate is valid (docs/checks.md). The download is the one the run fetched for every check
-that reads it; the signature is verified by smartid.idm.signature."""
+that reads it; the signature is verified by smartid.idm.signature.
+
+PYTEST_DONT_REWRITE: checks report through their findings, not through asserts; a warm fork
+server preloads this module (smartid.forkrun).
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ those facts against the site's [tls] policy with the TLS engine's pure judges. T
 comes from the verifying handshake (site CA bundle, server name, and CM's officer certificate);
 an observe-only handshake only describes a certificate that failed it. A property that cannot be
 judged because no certificate was seen fails the check: it is not proven.
+
+PYTEST_DONT_REWRITE: checks report through their findings, not through asserts; a warm fork
+server preloads this module (smartid.forkrun).
 """
 
 from __future__ import annotations

@@ -121,18 +121,21 @@ def test_a_new_session_is_stopped_with_everything_it_started(tmp_path: Path) -> 
 
 
 def preloaded_fixtures() -> int:
-    names = ("fixtures", "fixtures.site", "fixtures.checks")
+    names = ("fixtures", "fixtures.site", "fixtures.checks", "checks", "checks.test_tls")
     print(json.dumps({name: getattr(sys.modules.get(name), "__file__", None) for name in names}))
     return 0
 
 
-def test_the_suites_fixture_plugins_are_preloaded_for_its_own_folder_only(tmp_path: Path) -> None:
+def test_the_suites_plugins_and_checks_are_preloaded_for_its_own_folder_only(
+    tmp_path: Path,
+) -> None:
     root = Path(__file__).resolve().parent.parent
     here = RUNNER.start(preloaded_fixtures, [], env={}, cwd=root, out=tmp_path / "here")
     assert here.wait(timeout=60) == 0
     seen = json.loads((tmp_path / "here").read_text())
     assert seen["fixtures.site"] == str(root / "fixtures" / "site.py")
     assert seen["fixtures.checks"] == str(root / "fixtures" / "checks.py")
+    assert seen["checks.test_tls"] == str(root / "checks" / "test_tls.py")
     # Another folder with a `fixtures` package of its own: its pytest imports that one.
     other = tmp_path / "other"
     (other / "fixtures").mkdir(parents=True)
@@ -148,4 +151,12 @@ def test_the_suites_fixture_plugins_are_preloaded_for_its_own_folder_only(tmp_pa
     assert ran.wait(timeout=120) == 0, (tmp_path / "other.log").read_text()
     there = RUNNER.start(preloaded_fixtures, [], env={}, cwd=other, out=tmp_path / "there")
     assert there.wait(timeout=60) == 0
-    assert json.loads((tmp_path / "there").read_text())["fixtures.site"] is None
+    elsewhere = json.loads((tmp_path / "there").read_text())
+    assert elsewhere["fixtures.site"] is None
+    assert elsewhere["checks.test_tls"] is None
+
+
+def test_every_module_of_the_checks_is_preloaded() -> None:
+    root = Path(__file__).resolve().parent.parent
+    modules = {f"checks.{path.stem}" for path in (root / "checks").glob("test_*.py")}
+    assert set(forkrun.SUITE_CHECKS) == {"checks"} | modules

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from smartid.forkrun import SUITE_PLUGINS, SUITE_PRELOAD, ForkRunner
+from smartid.forkrun import SUITE_CHECKS, SUITE_PLUGINS, SUITE_PRELOAD, ForkRunner
 from smartid.forkrun import Run as Run
 
 COLD = os.environ.get("SMARTID_TEST_COLD", "") not in ("", "0")
@@ -21,6 +21,7 @@ _RUNNER = ForkRunner(
     [
         *SUITE_PRELOAD,
         *SUITE_PLUGINS,
+        *SUITE_CHECKS,
         "_pytest.pytester",
         "smartid.lab.cli",
         "smartid.lab.server",

@@ -11,12 +11,16 @@ module's `SystemExit` code. With `new_session` it leads a process group of its o
 stops it and whatever it started.
 
 pytest runs as a command here, as `python -m pytest` would, never as a library. The suite's
-fixture plugins (`fixtures/`, SUITE_PLUGINS) are preloaded too when the server's working folder
-is the suite's: they say PYTEST_DONT_REWRITE, so a run that finds them imported uses them as a
-new interpreter would have imported them. A child that works in another folder forgets them
-first, so that its pytest imports that folder's own. The root conftest, `checks/` and
-`setup_steps/` are imported by each run's own pytest, with its assertion rewriting. Where the
-platform has no fork server (`available()` is false), callers start real subprocesses.
+fixture plugins (`fixtures/`, SUITE_PLUGINS) and its verify checks (`checks/`, SUITE_CHECKS) are
+preloaded too when the server's working folder is the suite's: they say PYTEST_DONT_REWRITE, so
+a run that finds them imported uses them as a new interpreter would have imported them (pytest's
+collection takes a test module it finds imported from the same file). Without that, a verify's
+pytest parses, rewrites and compiles every check module again wherever the environment sets
+PYTHONDONTWRITEBYTECODE (about 8 % of a fleet site's run). A child that works in another folder
+forgets them first, so that its pytest imports that folder's own. The root conftest (which
+pytest always imports afresh) and `setup_steps/` (whose asserts are its steps' verdicts) are
+imported by each run's own pytest, with its assertion rewriting. Where the platform has no fork
+server (`available()` is false), callers start real subprocesses.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SUITE_PLUGINS", "SUITE_PRELOAD", "ForkRunner", "Run", "available"]
+__all__ = ["SUITE_CHECKS", "SUITE_PLUGINS", "SUITE_PRELOAD", "ForkRunner", "Run", "available"]
 
 # What a verify imports before its first check, all of them libraries that read nothing from the
 # environment or the working folder when imported. pytest plugins loaded through entry points
@@ -105,6 +109,20 @@ SUITE_PLUGINS = (
 )
 
 
+# The verify checks of the suite (every module of `checks/`), preloaded as SUITE_PLUGINS are.
+SUITE_CHECKS = (
+    "checks",
+    "checks.test_authentication",
+    "checks.test_configuration",
+    "checks.test_connections",
+    "checks.test_drift",
+    "checks.test_export",
+    "checks.test_tls",
+)
+# The packages of SUITE_PLUGINS and SUITE_CHECKS: a child in another working folder forgets them.
+_SUITE_PACKAGES = ("fixtures", "checks")
+
+
 def available() -> bool:
     return "forkserver" in multiprocessing.get_all_start_methods()
 
@@ -131,14 +149,16 @@ def _forget_pytest_plugins() -> None:
 
 
 def _forget_foreign_plugins(cwd: str) -> None:
-    """Forget the preloaded fixture plugins unless they are this working folder's own."""
-    package = sys.modules.get("fixtures")
-    where = getattr(package, "__file__", None)
-    if where is None or Path(where).parent.parent == Path(cwd).resolve():
-        return
-    for loaded in list(sys.modules):
-        if loaded == "fixtures" or loaded.startswith("fixtures."):
-            del sys.modules[loaded]
+    """Forget the preloaded fixture plugins and checks unless they are this working folder's
+    own."""
+    for name in _SUITE_PACKAGES:
+        package = sys.modules.get(name)
+        where = getattr(package, "__file__", None)
+        if where is None or Path(where).parent.parent == Path(cwd).resolve():
+            continue
+        for loaded in list(sys.modules):
+            if loaded == name or loaded.startswith(f"{name}."):
+                del sys.modules[loaded]
 
 
 def run_module(module: str, args: Sequence[str]) -> int:
@@ -241,7 +261,9 @@ class ForkRunner:
     """A fork server that has imported `preload`, started on first use. multiprocessing keeps
     one fork server per process: the first runner to start it decides what it preloads."""
 
-    def __init__(self, preload: Sequence[str] = SUITE_PRELOAD + SUITE_PLUGINS) -> None:
+    def __init__(
+        self, preload: Sequence[str] = SUITE_PRELOAD + SUITE_PLUGINS + SUITE_CHECKS
+    ) -> None:
         self.preload = list(preload)
         self._context: ForkServerContext | None = None
 
