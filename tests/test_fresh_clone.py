@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.fresh_clone, pytest.mark.long]
 
 def _new_user_env(clone: Path) -> dict[str, str]:
     """The environment of someone who has just cloned: none of the suite's variables, no venv,
-    and after the quick start's hint the clone's .venv/bin first on PATH."""
+    and after the quick start's hint the clone's .venv/bin first on PATH. Python writes no
+    bytecode cache of its own there (PYTHONDONTWRITEBYTECODE, as container images often set it):
+    what is compiled, `make install` compiled."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -32,6 +34,7 @@ def _new_user_env(clone: Path) -> dict[str, str]:
     venv_bin = str(ROOT / ".venv" / "bin")
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin]
     env["PATH"] = os.pathsep.join([str(clone / ".venv" / "bin"), *path])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
@@ -68,6 +71,11 @@ def test_make_demo_then_smartid_and_pytest(clone: Path) -> None:
     print(f"make demo in a fresh clone: {took:.0f} s")
     assert 'export PATH="' in demo.stdout
     assert (clone / "reports" / "html" / "index.html").is_file()
+    # make install compiled what it installed and the suite's src/: no run compiles them again
+    # where Python may not write its caches (PYTHONDONTWRITEBYTECODE).
+    packages = next((clone / ".venv" / "lib").glob("python3*/site-packages"))
+    for module in (packages / "pydantic" / "main.py", clone / "src" / "smartid" / "site.py"):
+        assert list(module.parent.glob(f"__pycache__/{module.stem}.*.pyc")), module
 
     # The clone's own commands on PATH, each spelling of --site once (tests/test_site_option.py,
     # test_cli.py and test_selection.py cover every command and spelling in this checkout).
