@@ -6,7 +6,10 @@ Goal on a 2-core machine: 16 sites <= 4x one site, 64 sites <= 12x. Also the mac
 CPU-seconds during each run (the lab's included), how busy that kept the cores (a fleet at
 100 % is CPU-bound: more concurrency cannot help it), the CPU-seconds each site beyond the first
 adds, and the peak resident memory of the whole fleet run (the fleet and every site's
-processes, sampled from /proc).
+processes, sampled from /proc). Where the time goes: `lab s/site`, the CPU-seconds the lab spent
+answering each site (the target's share, which a real fleet's targets spend on their own
+machines), and `tail`, the seconds from the last site's end to the fleet's (the fleet's own
+report, one Allure worker, while the other cores wait).
 
     python bench/fleet.py [--sizes 1,4,16,64] [--jobs 1,2] [--starts warm,cold] [--bytecode-cache]
 
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,9 +77,33 @@ def _busy() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_of(pid: int) -> float:
+    """The CPU-seconds (user and system) process `pid` has used, or NaN where /proc has none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tail(reports: Path, ended: float) -> float:
+    """Seconds from the last site's summary (the end of its nightly) to `ended` (wall clock)."""
+    summaries = list((reports / "sites").glob("*/summary.json"))
+    return ended - max(p.stat().st_mtime for p in summaries) if summaries else float("nan")
+
+
+@dataclass(frozen=True)
+class _Measured:
+    seconds: float
+    peak_kb: int
+    busy: float  # the machine's busy CPU-seconds meanwhile
+    lab: float  # the lab's CPU-seconds meanwhile
+    tail: float  # seconds after the last site ended
+
+
 def _fleet(
-    sites: Path, reports: Path, jobs: int, env: dict[str, str], cold: bool
-) -> tuple[float, int, float]:
+    sites: Path, reports: Path, jobs: int, env: dict[str, str], cold: bool, lab_pid: int
+) -> _Measured:
     """Seconds of one fleet run into an empty `reports` (no history, as every run of the
     bench), its peak memory (kB) and the machine's busy CPU-seconds meanwhile (the lab's
     included); every site must pass."""
@@ -84,6 +112,7 @@ def _fleet(
     command += [f"--reports={reports}", *(["--cold"] if cold else [])]
     peak = 0
     busy = _busy()
+    lab = _cpu_of(lab_pid)
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
@@ -100,12 +129,14 @@ def _fleet(
     sampler.start()
     output, _ = process.communicate()
     elapsed = time.perf_counter() - started
+    ended = time.time()
     busy = _busy() - busy
+    lab = _cpu_of(lab_pid) - lab
     done.set()
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"fleet of {sites} exited {process.returncode}:\n{output}")
-    return elapsed, peak, busy
+    return _Measured(elapsed, peak, busy, lab, _tail(reports, ended))
 
 
 def main() -> None:
@@ -131,45 +162,53 @@ def main() -> None:
         folder = Path(work)
         state = new_state(folder / "lab")
         env = {"SMARTID_LAB_STATE": str(state.path), "SMARTID_STATE": str(folder / "state")}
-        with running_lab(state):
+        with running_lab(state) as lab_process:
             setup = run_suite("-m", "setup", "-q", f"--alluredir={folder / 'a'}", env=env)
             if setup.returncode != 0:
                 raise SystemExit(f"setup failed:\n{setup.stdout}")
             print(
                 f"{'start':>5} {'sites':>5} {'-j':>3} {'seconds':>8} {'s/site':>7} {'x one':>6} "
-                f"{'peak MB':>8} {'CPU s':>7} {'busy':>5} {'CPU s/site':>10}"
+                f"{'peak MB':>8} {'CPU s':>7} {'busy':>5} {'CPU s/site':>10} "
+                f"{'lab s/site':>10} {'tail s':>6}"
             )
             for start, j in [(start, j) for start in starts for j in jobs]:
                 # One site's fleet is the divisor of every ratio and moves the most from one
                 # minute to the next: it runs before each larger fleet and once after the
                 # last, and the ratios divide by the median of those runs.
-                ones: list[float] = []
-                one_cpu: list[float] = []
-                rows: list[tuple[int, float, int, float]] = []
+                ones: list[_Measured] = []
+                rows: list[tuple[int, _Measured]] = []
                 order = [1, *[n for larger in sizes if larger != 1 for n in (larger, 1)]]
                 for size in order:
-                    elapsed, peak, busy = _fleet(
-                        _sites(folder, size), folder / "reports", j, env, start == "cold"
+                    measured = _fleet(
+                        _sites(folder, size),
+                        folder / "reports",
+                        j,
+                        env,
+                        start == "cold",
+                        lab_process.pid,
                     )
                     if size == 1:
-                        ones.append(elapsed)
-                        one_cpu.append(busy)
+                        ones.append(measured)
                     else:
-                        rows.append((size, elapsed, peak, busy))
-                one, cpu = statistics.median(ones), statistics.median(one_cpu)
+                        rows.append((size, measured))
+                one = statistics.median(m.seconds for m in ones)
+                cpu = statistics.median(m.busy for m in ones)
+                lab_one = statistics.median(m.lab for m in ones)
+                tail_one = statistics.median(m.tail for m in ones)
                 print(
                     f"{start:>5} {1:>5} {j:>3} {one:>8.1f} {one:>7.2f} {1.0:>6.1f} "
-                    f"{'':>8} {cpu:>7.1f} {cpu / (one * cores):>5.0%} {'':>10}  median of "
-                    f"{len(ones)}: "
-                    f"{', '.join(f'{t:.1f}' for t in ones)}"
+                    f"{'':>8} {cpu:>7.1f} {cpu / (one * cores):>5.0%} {'':>10} "
+                    f"{lab_one:>10.2f} {tail_one:>6.1f}  median of {len(ones)}: "
+                    f"{', '.join(f'{m.seconds:.1f}' for m in ones)}"
                 )
-                for size, elapsed, peak, busy in rows:
+                for size, m in rows:
                     # The CPU a site adds: beyond what a one-site fleet costs in all.
-                    added = (busy - cpu) / (size - 1)
+                    added = (m.busy - cpu) / (size - 1)
                     print(
-                        f"{start:>5} {size:>5} {j:>3} {elapsed:>8.1f} {elapsed / size:>7.2f} "
-                        f"{elapsed / one:>6.1f} {peak / 1024:>8.0f} {busy:>7.1f} "
-                        f"{busy / (elapsed * cores):>5.0%} {added:>10.2f}",
+                        f"{start:>5} {size:>5} {j:>3} {m.seconds:>8.1f} {m.seconds / size:>7.2f} "
+                        f"{m.seconds / one:>6.1f} {m.peak_kb / 1024:>8.0f} {m.busy:>7.1f} "
+                        f"{m.busy / (m.seconds * cores):>5.0%} {added:>10.2f} "
+                        f"{m.lab / size:>10.2f} {m.tail:>6.1f}",
                         flush=True,
                     )
 
