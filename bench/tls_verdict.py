@@ -84,16 +84,18 @@ def _verdict(target: ProbeTarget, policy: TlsPolicy, *, legacy: bool) -> Callabl
 
 
 def _run_of_endpoints(
-    targets: list[ProbeTarget], policy: TlsPolicy, *, revocation: bool
+    targets: list[ProbeTarget], policy: TlsPolicy, *, revocation: bool, apart: bool = True
 ) -> Callable[[], object]:
     """What one verify run does for the TLS checks of `targets` (fixtures/checks.py): observe all
     in parallel with the probes a verify makes (TLS 1.0/1.1, client certificate, the policy's
-    cipher families), judge all; with `revocation`, also fetch every CRL and OCSP answer once
-    (each chain's as soon as its handshake has it) and judge them."""
+    cipher families, the warned ones each apart), judge all; with `revocation`, also fetch every
+    CRL and OCSP answer once (each chain's as soon as its handshake has it) and judge them.
+    `apart=False` offers the warned families with the forbidden ones, as before 2026-12-04."""
     probes: dict[str, Any] = {
         "legacy": True,
         "client_auth": True,
         "ciphers": policy.cipher_families,
+        "ciphers_apart": policy.cipher_families_apart if apart else (),
     }
 
     def run() -> None:
@@ -315,7 +317,8 @@ def _run_of_four(run_n: int, rtt: float) -> None:
             without = _run_of_endpoints(targets, policy, revocation=False)
             with_revocation = _run_of_endpoints(targets, policy, revocation=True)
             # Interleaved, so that the machine's drift weighs on all alike.
-            runs = {"bare": bare, "without": without, "with": with_revocation}
+            together = _run_of_endpoints(targets, policy, revocation=False, apart=False)
+            runs = {"bare": bare, "without": without, "with": with_revocation, "together": together}
             samples: dict[str, list[float]] = {name: [] for name in runs}
             for action in runs.values():
                 action()
@@ -331,6 +334,7 @@ def _run_of_four(run_n: int, rtt: float) -> None:
         ("bare", "bare verifying handshakes, in parallel"),
         ("without", "TLS verdicts"),
         ("with", "TLS verdicts + revocation (TLS-009)"),
+        ("together", "TLS verdicts, warned families not apart"),
     )
     for name, label in labels:
         median = statistics.median(samples[name])

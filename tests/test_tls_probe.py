@@ -242,6 +242,7 @@ def rsa_chain(lab: Lab) -> tuple[Path, Path]:
         pytest.param("kRSA+AESGCM:ECDHE+SHA1", True, "kRSA+CBC", None, id="two families"),
     ],
 )
+@pytest.mark.parametrize("apart", [(), (CBC_FS,)], ids=["together", "CBC apart"])
 def test_each_cipher_family_is_seen_accepted_or_refused(
     lab: Lab,
     rsa_chain: tuple[Path, Path],
@@ -249,11 +250,12 @@ def test_each_cipher_family_is_seen_accepted_or_refused(
     rsa: bool,
     accepted: str | None,
     suite: str | None,
+    apart: tuple[str, ...],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handshakes = _count_handshakes(monkeypatch)
     with tls_server(*(rsa_chain if rsa else lab.good), ciphers=server_ciphers) as port:
-        facts = observe(lab.target(port), legacy=False, ciphers=FAMILIES)
+        facts = observe(lab.target(port), legacy=False, ciphers=FAMILIES, ciphers_apart=apart)
     assert facts.ok, facts.error
     assert facts.tls12 is True
     probes = {p.family: p for p in facts.ciphers}
@@ -261,8 +263,10 @@ def test_each_cipher_family_is_seen_accepted_or_refused(
     expected = {"kRSA+CBC": ["kRSA", CBC_FS], None: []}.get(accepted, [accepted])
     assert [f for f, p in probes.items() if p.accepted] == expected
     # The verifying handshake, then one per accepted family and one that every other family's
-    # suites are refused in (and, when all were refused, one that TLS 1.2 works at all).
-    assert len(handshakes) == 1 + len(expected) + 1 + (0 if expected else 1)
+    # suites are refused in (and, when all were refused, one that TLS 1.2 works at all). A family
+    # apart has its own offer, accepted or refused, beside the others' (the same answers).
+    together = [family for family in expected if family not in apart]
+    assert len(handshakes) == 1 + len(together) + 1 + len(apart) + (0 if expected else 1)
     if accepted is not None and suite is not None:
         assert probes[accepted].suite == suite
     if accepted == "aNULL":
@@ -617,11 +621,10 @@ def _fingerprint(cert: Cert) -> str:
     return hashlib.sha256(cert.der).hexdigest()
 
 
-def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(lab: Lab) -> None:
-    """Each probe has its own connection, all open at once: across a network an endpoint costs
-    its longest probe's round trips, not their sum. A listener that never answers shows it (one
-    after the other, each connection would end before the next one opened), and what the probes
-    saw there is dropped with the verdict's timeout."""
+@contextlib.contextmanager
+def _silent_listener() -> Iterator[tuple[int, list[list[float]]]]:
+    """A port that accepts and never answers, and each connection's [opened, closed] times, all
+    complete once the block has ended (each holder notes the end once it sees the client leave)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -648,15 +651,38 @@ def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(l
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        target = lab.target(listener.getsockname()[1], connect_timeout=1.0, read_timeout=1.0)
-        facts = observe(target, legacy=True, client_auth=True, ciphers=("kRSA", "3DES:RC4"))
+        yield listener.getsockname()[1], spans
     finally:
         listener.close()
-    for holder in holders:  # each notes the end of its connection once it sees the client leave
-        holder.join(10)
+        for holder in holders:
+            holder.join(10)
+
+
+def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(lab: Lab) -> None:
+    """Each probe has its own connection, all open at once: across a network an endpoint costs
+    its longest probe's round trips, not their sum. A listener that never answers shows it (one
+    after the other, each connection would end before the next one opened), and what the probes
+    saw there is dropped with the verdict's timeout."""
+    with _silent_listener() as (port, spans):
+        target = lab.target(port, connect_timeout=1.0, read_timeout=1.0)
+        facts = observe(target, legacy=True, client_auth=True, ciphers=("kRSA", "3DES:RC4"))
     assert (facts.ok, facts.error_kind) == (False, "timeout")
     assert (facts.legacy, facts.tls12, facts.ciphers) == ({}, None, ())
     # The verdict, TLS 1.0, TLS 1.1 and the cipher families' first offer.
     assert len(spans) == 4
+    assert all(len(span) == 2 for span in spans)
+    assert max(opened for opened, _ in spans) < min(closed for _, closed in spans)
+
+
+def test_a_family_apart_is_offered_beside_the_others(lab: Lab) -> None:
+    """The warned families (TLS-007's `cipher_families_apart`) each have their own offer, open at
+    the same time as the forbidden ones': a server that takes a CBC suite then needs no second
+    offer, one round trip later, to show that it refuses the forbidden ones."""
+    with _silent_listener() as (port, spans):
+        target = lab.target(port, connect_timeout=1.0, read_timeout=1.0)
+        facts = observe(target, legacy=False, ciphers=("kRSA", CBC_FS), ciphers_apart=(CBC_FS,))
+    assert (facts.tls12, facts.ciphers) == (None, ())
+    # The verdict, the forbidden families' offer and the CBC family's, all open at once.
+    assert len(spans) == 3
     assert all(len(span) == 2 for span in spans)
     assert max(opened for opened, _ in spans) < min(closed for _, closed in spans)

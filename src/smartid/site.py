@@ -498,6 +498,15 @@ class TlsPolicy(_Model):
         forbidden = tuple(dict.fromkeys(self.forbidden_ciphers))
         return forbidden + tuple(w for w in dict.fromkeys(self.warn_ciphers) if w not in forbidden)
 
+    @property
+    def cipher_families_apart(self) -> tuple[str, ...]:
+        """The families TLS-007 offers each in a handshake of its own, beside the others: the
+        warned ones, which servers often take (a default Tomcat takes ECDHE with CBC). Offered
+        with the forbidden ones, a suite taken from them would need a second offer, one round
+        trip after the first, to learn that the forbidden ones are refused."""
+        forbidden = set(self.forbidden_ciphers)
+        return tuple(w for w in dict.fromkeys(self.warn_ciphers) if w not in forbidden)
+
 
 class Endpoint(_TlsTarget):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")

@@ -20,8 +20,11 @@ One `observe()` makes, at most:
    them as refused, an agreed suite settles the families it belongs to as accepted and the next
    handshake offers the rest. When all were refused, one handshake offering every suite tells a
    server that refuses these families from one that speaks only TLS 1.3. A family this OpenSSL
-   has no suite of is recorded as not offered, never as refused. Like (4) they present the site's
-   client certificate where one is configured, verify nothing and send nothing.
+   has no suite of is recorded as not offered, never as refused. Each family of `ciphers_apart`
+   (the verify's warned ones, which servers often take) is settled by offers of its own, beside
+   the others': otherwise a server that takes one of its suites needs a second offer, a round
+   trip later, to show it refuses the rest. Like (4) they present the site's client certificate
+   where one is configured, verify nothing and send nothing.
 
 (3), (4) and (5) do not depend on (1), so they run beside it, each on its own connection: across
 a network an endpoint costs the round trips of its longest probe instead of the sum of all. Their
@@ -136,6 +139,7 @@ def observe(
     legacy: bool = True,
     client_auth: bool = False,
     ciphers: Sequence[str] = (),
+    ciphers_apart: Sequence[str] = (),
     on_chain: Callable[[tuple[bytes, ...]], None] | None = None,
 ) -> HandshakeFacts:
     """Handshake with `target` and return what was seen; never raises for the target's behaviour.
@@ -162,7 +166,11 @@ def observe(
             )
             for version in (_LEGACY_VERSIONS if legacy else ())
         }
-        suites = pool.submit(_probe_ciphers, target, tuple(ciphers)) if ciphers else None
+        suites = (
+            pool.submit(_probe_ciphers, target, tuple(ciphers), frozenset(ciphers_apart))
+            if ciphers
+            else None
+        )
         # The verdict handshake waits for the server's word on the client certificate when one
         # is sent, or when it doubles as the "is a certificate demanded?" probe.
         wait = target.client_cert is not None or client_auth
@@ -215,6 +223,7 @@ def observe_many(
     legacy: bool = True,
     client_auth: bool = False,
     ciphers: Sequence[str] = (),
+    ciphers_apart: Sequence[str] = (),
     max_workers: int = 16,
     on_chain: Callable[[str, tuple[bytes, ...]], None] | None = None,
 ) -> dict[str, HandshakeFacts]:
@@ -234,6 +243,7 @@ def observe_many(
                 legacy=legacy,
                 client_auth=client_auth,
                 ciphers=ciphers,
+                ciphers_apart=ciphers_apart,
                 on_chain=None if on_chain is None else functools.partial(on_chain, t.name),
             )
             for t in targets
@@ -242,7 +252,7 @@ def observe_many(
 
 
 def _probe_ciphers(
-    target: ProbeTarget, families: tuple[str, ...]
+    target: ProbeTarget, families: tuple[str, ...], apart: frozenset[str] = frozenset()
 ) -> tuple[bool | None, tuple[CipherProbe, ...]]:
     """Whether the server accepts TLS 1.2 at all, and what it does with each family; None and
     nothing when an offer found no TLS server to answer it (refused, reset or silent).
@@ -251,30 +261,29 @@ def _probe_ciphers(
     them all refuses each family (the common case: one handshake, not one per family), and one
     that agrees to a suite has accepted the families that suite belongs to, which leave the next
     offer. So a server takes one handshake more than the families it accepts, plus one offering
-    every suite when it refused them all (does it speak TLS 1.2 at all?)."""
+    every suite when it refused them all (does it speak TLS 1.2 at all?). The families `apart`
+    are each settled so on their own, concurrently with the rest: a handshake more, a round trip
+    less where the server takes one of them."""
     offered = {family: _tls12_context(family, target.client_cert) for family in families}
     suites = {family: _tls12_suites(context) for family, context in offered.items() if context}
+    offered_families = [family for family in families if family in suites]
+    groups = [[f for f in offered_families if f not in apart]]
+    groups += [[f] for f in offered_families if f in apart]
+    groups = [group for group in groups if group]
     outcomes: dict[str, _Outcome] = {}
     speaks_tls12 = False
-    left = [family for family in families if family in suites]
-    while left:
-        # By the suites' names, not the families' strings joined: one family's "!" exclusions
-        # would remove another family's suites.
-        union = ":".join(dict.fromkeys(suite for family in left for suite in suites[family]))
-        context = _tls12_context(union, target.client_cert)
-        assert context is not None  # names of TLS 1.2 suites this OpenSSL offers
-        outcome = _handshake(target, context, target.server_name)
-        if outcome.error_kind in ("connect", "timeout"):
+    if len(groups) > 1:
+        with ThreadPoolExecutor(len(groups) - 1, thread_name_prefix="tls-ciphers") as pool:
+            others = [pool.submit(_settle, target, group, suites) for group in groups[1:]]
+            settled = [_settle(target, groups[0], suites), *(f.result() for f in others)]
+    else:
+        settled = [_settle(target, group, suites) for group in groups]
+    for found in settled:
+        if found is None:
             return None, ()  # no TLS server to ask (the verdict then tells why), not a refusal
-        # As with the legacy probes: a server sends its certificate only once it agreed to a
-        # suite, so a chain means accepted even where it then wanted another client certificate.
-        if not (outcome.ok or outcome.chain):
-            outcomes.update((family, outcome) for family in left)
-            break
-        speaks_tls12 = True
-        taken = [family for family in left if outcome.cipher in suites[family]] or left
-        outcomes.update((family, outcome) for family in taken)
-        left = [family for family in left if family not in taken]
+        group_outcomes, group_speaks = found
+        outcomes.update(group_outcomes)
+        speaks_tls12 = speaks_tls12 or group_speaks
     if not speaks_tls12:
         every = _tls12_context(_EVERY_SUITE, target.client_cert)
         assert every is not None  # every OpenSSL has some TLS 1.2 suite
@@ -290,6 +299,35 @@ def _probe_ciphers(
             accepted = result.ok or bool(result.chain)
             probes.append(CipherProbe(family, True, accepted, result.cipher if accepted else None))
     return True, tuple(probes)
+
+
+def _settle(
+    target: ProbeTarget, families: list[str], suites: dict[str, frozenset[str]]
+) -> tuple[dict[str, _Outcome], bool] | None:
+    """Offer `families` round by round until each is settled: their outcomes, and whether the
+    server agreed to any TLS 1.2 suite; None when an offer found no TLS server."""
+    outcomes: dict[str, _Outcome] = {}
+    speaks_tls12 = False
+    left = list(families)
+    while left:
+        # By the suites' names, not the families' strings joined: one family's "!" exclusions
+        # would remove another family's suites.
+        union = ":".join(dict.fromkeys(suite for family in left for suite in suites[family]))
+        context = _tls12_context(union, target.client_cert)
+        assert context is not None  # names of TLS 1.2 suites this OpenSSL offers
+        outcome = _handshake(target, context, target.server_name)
+        if outcome.error_kind in ("connect", "timeout"):
+            return None
+        # As with the legacy probes: a server sends its certificate only once it agreed to a
+        # suite, so a chain means accepted even where it then wanted another client certificate.
+        if not (outcome.ok or outcome.chain):
+            outcomes.update((family, outcome) for family in left)
+            break
+        speaks_tls12 = True
+        taken = [family for family in left if outcome.cipher in suites[family]] or left
+        outcomes.update((family, outcome) for family in taken)
+        left = [family for family in left if family not in taken]
+    return outcomes, speaks_tls12
 
 
 def _tls12_suites(context: ssl.SSLContext) -> frozenset[str]:
