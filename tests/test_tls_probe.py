@@ -686,3 +686,23 @@ def test_a_family_apart_is_offered_beside_the_others(lab: Lab) -> None:
     assert len(spans) == 3
     assert all(len(span) == 2 for span in spans)
     assert max(opened for opened, _ in spans) < min(closed for _, closed in spans)
+
+
+def test_the_chain_is_announced_before_the_wait_for_the_servers_word(lab: Lab) -> None:
+    """After a TLS 1.3 handshake the verdict waits for the server's word on the client
+    certificate (its session tickets, or its refusal). The chain is announced before that wait:
+    the revocation questions start a round trip earlier. A server that sends no ticket keeps the
+    wait at its longest, and shows the order."""
+    announced: list[float] = []
+    with tls_server(*lab.good, tickets=0) as port:
+        facts = observe(
+            lab.target(port),
+            legacy=False,
+            client_auth=True,
+            on_chain=lambda chain: announced.append(time.monotonic()),
+        )
+        ended = time.monotonic()
+    assert facts.ok, facts.error
+    assert facts.protocol == "TLSv1.3"
+    assert len(announced) == 1
+    assert ended - announced[0] >= probe._SETTLE_SECONDS * 0.8

@@ -29,8 +29,11 @@ def _server_context(
     weak: bool,
     client_ca: Path | None,
     ciphers: str | None = None,
+    tickets: int | None = None,
 ) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if tickets is not None:
+        context.num_tickets = tickets
     if weak:
         # Security level 0 lets OpenSSL 3 load a weak key and speak TLS 1.0/1.1.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
@@ -69,15 +72,23 @@ def tls_server(
     weak: bool = False,
     client_ca: Path | None = None,
     ciphers: str | None = None,
+    tickets: int | None = None,
 ) -> Iterator[int]:
     """A TLS server on a free loopback port; yields the port.
 
     `versions` = (minimum, maximum), e.g. ("TLSv1", "TLSv1.3"); `weak` = security level 0 (weak
     keys, TLS 1.0/1.1); `client_ca` = demand a client certificate issued by that CA; `ciphers` =
-    the TLS 1.2 suites it accepts, an OpenSSL cipher string.
+    the TLS 1.2 suites it accepts, an OpenSSL cipher string; `tickets` = the TLS 1.3 session
+    tickets it sends after a handshake (OpenSSL's default: 2).
     """
     context = _server_context(
-        cert, key, versions=versions, weak=weak, client_ca=client_ca, ciphers=ciphers
+        cert,
+        key,
+        versions=versions,
+        weak=weak,
+        client_ca=client_ca,
+        ciphers=ciphers,
+        tickets=tickets,
     )
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

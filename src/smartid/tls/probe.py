@@ -144,7 +144,8 @@ def observe(
 ) -> HandshakeFacts:
     """Handshake with `target` and return what was seen; never raises for the target's behaviour.
     `on_chain` gets the presented chain (DER, leaf first) as soon as the first handshake has it,
-    before the other probes: what needs only the chain (revocation) can start at once.
+    before that handshake waits for the server's word on the client certificate and before the
+    other probes are in: what needs only the chain (revocation) can start at once.
 
     Raises `PackageError` only when the local CA bundle or client certificate cannot be loaded.
     """
@@ -174,13 +175,34 @@ def observe(
         # The verdict handshake waits for the server's word on the client certificate when one
         # is sent, or when it doubles as the "is a certificate demanded?" probe.
         wait = target.client_cert is not None or client_auth
-        verdict = _handshake(target, context, target.server_name, settle=wait)
+        announced: list[bool] = []
+        parsed: dict[tuple[bytes, ...], tuple[CertificateFacts, ...]] = {}
+
+        def facts_of(der: tuple[bytes, ...]) -> tuple[CertificateFacts, ...]:
+            if der not in parsed:
+                parsed[der] = _chain_facts(der)
+            return parsed[der]
+
+        def announce(der: tuple[bytes, ...]) -> None:
+            presented = facts_of(der)
+            if on_chain is not None and presented and not announced:
+                announced.append(True)
+                on_chain(tuple(c.der for c in presented if c.der))
+
+        # The chain of a completed handshake is announced before its wait for the server's word
+        # on the client certificate; a failed one's (or the observe-only one's) after it.
+        verdict = _handshake(
+            target,
+            context,
+            target.server_name,
+            settle=wait,
+            on_chain=announce if on_chain else None,
+        )
         chain_der = verdict.chain
         if not chain_der and verdict.error_kind in ("tls", "protocol"):
             chain_der = _handshake(target, _observe_only_context(), target.server_name).chain
-        chain = _chain_facts(chain_der)
-        if on_chain is not None and chain:
-            on_chain(tuple(c.der for c in chain if c.der))
+        chain = facts_of(chain_der)
+        announce(chain_der)
         reached = verdict.error_kind not in ("connect", "timeout")
         demanded: bool | None = None
         if client_auth:
@@ -356,8 +378,17 @@ class _Outcome:
 
 
 def _handshake(
-    target: ProbeTarget, context: ssl.SSLContext, server_name: str, *, settle: bool = False
+    target: ProbeTarget,
+    context: ssl.SSLContext,
+    server_name: str,
+    *,
+    settle: bool = False,
+    on_chain: Callable[[tuple[bytes, ...]], None] | None = None,
 ) -> _Outcome:
+    """One handshake and what it showed. With `settle`, a TLS 1.3 handshake then waits for the
+    server's word on the client certificate (its tickets, or its refusal); `on_chain` gets the
+    chain of a completed handshake before that wait, so that what needs only the chain can
+    start a round trip earlier."""
     try:
         raw = socket.create_connection((target.host, target.port), timeout=target.connect_timeout)
     except TimeoutError:
@@ -390,6 +421,8 @@ def _handshake(
             chain = _presented_chain(tls)
             protocol = tls.version()
             cipher = tls.cipher()
+            if on_chain is not None:
+                on_chain(chain)
             if settle and protocol == "TLSv1.3":
                 refusal = _refusal_after_handshake(tls, min(_SETTLE_SECONDS, target.read_timeout))
                 if refusal is not None:
