@@ -175,7 +175,7 @@ def observe(
         # The verdict handshake waits for the server's word on the client certificate when one
         # is sent, or when it doubles as the "is a certificate demanded?" probe.
         wait = target.client_cert is not None or client_auth
-        announced: list[bool] = []
+        announced = False
         parsed: dict[tuple[bytes, ...], tuple[CertificateFacts, ...]] = {}
 
         def facts_of(der: tuple[bytes, ...]) -> tuple[CertificateFacts, ...]:
@@ -184,9 +184,10 @@ def observe(
             return parsed[der]
 
         def announce(der: tuple[bytes, ...]) -> None:
+            nonlocal announced
             presented = facts_of(der)
             if on_chain is not None and presented and not announced:
-                announced.append(True)
+                announced = True
                 on_chain(tuple(c.der for c in presented if c.der))
 
         # The chain of a completed handshake is announced before its wait for the server's word
