@@ -495,8 +495,7 @@ class TlsPolicy(_Model):
     @property
     def cipher_families(self) -> tuple[str, ...]:
         """Every family TLS-007 probes: the forbidden ones, then the warned ones not forbidden."""
-        forbidden = tuple(dict.fromkeys(self.forbidden_ciphers))
-        return forbidden + tuple(w for w in dict.fromkeys(self.warn_ciphers) if w not in forbidden)
+        return tuple(dict.fromkeys(self.forbidden_ciphers)) + self.cipher_families_apart
 
     @property
     def cipher_families_apart(self) -> tuple[str, ...]:

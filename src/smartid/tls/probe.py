@@ -175,35 +175,23 @@ def observe(
         # The verdict handshake waits for the server's word on the client certificate when one
         # is sent, or when it doubles as the "is a certificate demanded?" probe.
         wait = target.client_cert is not None or client_auth
-        announced = False
-        parsed: dict[tuple[bytes, ...], tuple[CertificateFacts, ...]] = {}
-
-        def facts_of(der: tuple[bytes, ...]) -> tuple[CertificateFacts, ...]:
-            if der not in parsed:
-                parsed[der] = _chain_facts(der)
-            return parsed[der]
+        chain: tuple[CertificateFacts, ...] | None = None  # None: not announced yet
 
         def announce(der: tuple[bytes, ...]) -> None:
-            nonlocal announced
-            presented = facts_of(der)
-            if on_chain is not None and presented and not announced:
-                announced = True
-                on_chain(tuple(c.der for c in presented if c.der))
+            nonlocal chain
+            chain = _chain_facts(der)
+            if on_chain is not None and chain:
+                on_chain(tuple(c.der for c in chain if c.der))
 
-        # The chain of a completed handshake is announced before its wait for the server's word
-        # on the client certificate; a failed one's (or the observe-only one's) after it.
-        verdict = _handshake(
-            target,
-            context,
-            target.server_name,
-            settle=wait,
-            on_chain=announce if on_chain else None,
-        )
-        chain_der = verdict.chain
-        if not chain_der and verdict.error_kind in ("tls", "protocol"):
-            chain_der = _handshake(target, _observe_only_context(), target.server_name).chain
-        chain = facts_of(chain_der)
-        announce(chain_der)
+        # A completed handshake announces its chain before its wait for the server's word on the
+        # client certificate; a failed one's (or the observe-only one's) is announced after it.
+        verdict = _handshake(target, context, target.server_name, settle=wait, on_chain=announce)
+        if chain is None:
+            chain_der = verdict.chain
+            if not chain_der and verdict.error_kind in ("tls", "protocol"):
+                chain_der = _handshake(target, _observe_only_context(), target.server_name).chain
+            announce(chain_der)
+        assert chain is not None
         reached = verdict.error_kind not in ("connect", "timeout")
         demanded: bool | None = None
         if client_auth:
@@ -295,12 +283,11 @@ def _probe_ciphers(
     groups = [group for group in groups if group]
     outcomes: dict[str, _Outcome] = {}
     speaks_tls12 = False
-    if len(groups) > 1:
-        with ThreadPoolExecutor(len(groups) - 1, thread_name_prefix="tls-ciphers") as pool:
-            others = [pool.submit(_settle, target, group, suites) for group in groups[1:]]
-            settled = [_settle(target, groups[0], suites), *(f.result() for f in others)]
-    else:
-        settled = [_settle(target, group, suites) for group in groups]
+    # The first group in this thread, the others beside it (a pool starts no thread unused).
+    with ThreadPoolExecutor(max(1, len(groups) - 1), thread_name_prefix="tls-ciphers") as pool:
+        others = [pool.submit(_settle, target, group, suites) for group in groups[1:]]
+        settled = [_settle(target, group, suites) for group in groups[:1]]
+        settled += [future.result() for future in others]
     for found in settled:
         if found is None:
             return None, ()  # no TLS server to ask (the verdict then tells why), not a refusal
