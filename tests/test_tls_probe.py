@@ -25,6 +25,7 @@ from smartid.errors import PackageError
 from smartid.site import TlsPolicy
 from smartid.tls import HandshakeFacts, ProbeTarget, judge_handshake, observe, observe_many, probe
 from tests.certs import REASONS, Cert, Pki, make_leaf, sha1_leaf, write_chain
+from tests.hostile import handshake_drip
 from tests.servers import closed_port, https_server, silent_listener
 from tests.tlsservers import tls_server
 
@@ -277,14 +278,18 @@ def test_each_cipher_family_is_seen_accepted_or_refused(
 
 
 def _count_handshakes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The handshakes observe() makes, whole ("handshake") or ended at the server's first flight
+    ("hello"), in the order they end."""
     made: list[str] = []
-    original = probe._handshake
+    for name, kind in (("_handshake", "handshake"), ("_hello", "hello")):
+        original = getattr(probe, name)
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        made.append("handshake")
-        return original(*args, **kwargs)
+        def counting(*args: Any, _original: Any = original, _kind: str = kind, **kw: Any) -> Any:
+            outcome = _original(*args, **kw)
+            made.append(_kind)
+            return outcome
 
-    monkeypatch.setattr(probe, "_handshake", counting)
+        monkeypatch.setattr(probe, name, counting)
     return made
 
 
@@ -310,11 +315,16 @@ def test_cipher_families_are_not_probed_unless_asked(lab: Lab, good_port: int) -
     assert (facts.tls12, facts.ciphers) == (None, ())
 
 
-def test_server_accepting_tls10_is_seen_to_accept_it(lab: Lab) -> None:
+def test_server_accepting_tls10_is_seen_to_accept_it(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handshakes = _count_handshakes(monkeypatch)
     with tls_server(*lab.good, versions=TLS10_AND_UP, weak=True) as port:
         facts = observe(lab.target(port))
     assert facts.ok
     assert dict(facts.legacy) == {"TLSv1": True, "TLSv1.1": True}
+    # The hello offering both was agreed to; then each version alone tells which.
+    assert sorted(handshakes) == ["handshake"] + ["hello"] * 3
 
 
 @pytest.mark.parametrize(
@@ -347,7 +357,8 @@ def test_server_demanding_client_cert_is_still_seen_to_accept_tls10(lab: Lab) ->
 @contextlib.contextmanager
 def _recording_mtls_server(lab: Lab) -> Iterator[tuple[int, list[tuple[str, bool]]]]:
     """Demands a client certificate, accepts TLS 1.0 and up, and records (version, whether a
-    client certificate was presented) for every handshake it completes."""
+    client certificate was presented) for every handshake it completes, ("", False) for every
+    other connection."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.set_ciphers("DEFAULT:@SECLEVEL=0")
     with warnings.catch_warnings():
@@ -372,7 +383,8 @@ def _recording_mtls_server(lab: Lab) -> Iterator[tuple[int, list[tuple[str, bool
                 while tls.recv(1024):  # until the client leaves, as a server does
                     pass
         except (OSError, ssl.SSLError):
-            conn.close()  # a handshake without a certificate: refused, not recorded
+            seen.append(("", False))
+            conn.close()
 
     def serve() -> None:
         while not stop.is_set():
@@ -396,22 +408,27 @@ def _recording_mtls_server(lab: Lab) -> Iterator[tuple[int, list[tuple[str, bool
             worker.join(timeout=3)
 
 
-def test_legacy_probes_present_the_client_certificate_to_a_server_that_demands_one(
-    lab: Lab,
-) -> None:
-    # Without the certificate such a server ends every handshake, whatever version it accepts:
-    # only a probe that presents it learns the answer from the server itself.
+def test_the_probes_end_at_the_servers_first_flight(lab: Lab) -> None:
+    """The legacy and cipher probes learn the server's answer from its hello and close: the
+    server, which demands a client certificate, completes only the verdict's handshake, and no
+    probe sends it a certificate (or makes it wait a round trip for one)."""
     with _recording_mtls_server(lab) as (port, seen):
-        facts = observe(lab.target(port, client_cert=lab.client))
+        facts = observe(lab.target(port, client_cert=lab.client), ciphers=(CBC_FS,))
     assert facts.ok, facts.error
     assert dict(facts.legacy) == {"TLSv1": True, "TLSv1.1": True}
-    assert ("TLSv1", True) in seen
-    assert ("TLSv1.1", True) in seen
+    assert [(p.family, p.accepted) for p in facts.ciphers] == [(CBC_FS, True)]
+    # The verdict (TLS 1.3, with the site's certificate); then the legacy hello offering both
+    # versions, each version alone, and the CBC offer.
+    assert sorted(seen) == [("", False)] * 4 + [("TLSv1.3", True)]
 
 
-def test_default_server_refuses_both_legacy_versions(lab: Lab, good_port: int) -> None:
+def test_default_server_refuses_both_legacy_versions_in_one_hello(
+    lab: Lab, good_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handshakes = _count_handshakes(monkeypatch)
     facts = observe(lab.target(good_port))
     assert dict(facts.legacy) == {"TLSv1": False, "TLSv1.1": False}
+    assert sorted(handshakes) == ["handshake", "hello"]
 
 
 @pytest.fixture(params=["TLSv1.3", "TLSv1.2"])
@@ -448,16 +465,19 @@ def test_server_demanding_client_cert_refuses_a_foreign_certificate(
     assert facts.client_cert_demanded is True
 
 
-@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+@pytest.mark.parametrize(
+    ("version", "tickets"), [("TLSv1.3", None), ("TLSv1.3", 0), ("TLSv1.2", None)]
+)
 def test_normal_server_is_seen_not_to_demand_a_client_cert_without_waiting(
-    lab: Lab, version: str
+    lab: Lab, version: str, tickets: int | None
 ) -> None:
-    with tls_server(*lab.good, versions=(version, version)) as port:
+    with tls_server(*lab.good, versions=(version, version), tickets=tickets) as port:
         facts = observe(lab.target(port), legacy=False, client_auth=True)
     assert facts.ok, facts.error
     assert facts.client_cert_demanded is False
-    # TLS 1.3: the server's session tickets end the wait for a refusal long before it runs out.
-    assert facts.duration_ms < 250
+    # A server that asked for no client certificate has none to refuse: the handshake is its
+    # answer, and the verdict does not wait for its tickets (a server may send none).
+    assert facts.duration_ms < probe._SETTLE_SECONDS * 1000 / 2
 
 
 def test_refused_port_is_a_connect_error(lab: Lab) -> None:
@@ -531,6 +551,33 @@ def test_silent_listener_times_out_within_the_configured_timeout(lab: Lab) -> No
     assert (facts.ok, facts.error_kind) == (False, "timeout")
     assert facts.error == "no TLS handshake answer within 0.5 s"
     assert 0.4 < elapsed < 1.5
+
+
+def test_a_probe_ends_within_one_deadline_against_a_server_that_drips(lab: Lab) -> None:
+    """A probe's hello has one deadline after its connect, not one per read: a server that sends
+    a byte of its handshake record every 0.1 s would otherwise hold it for half an hour."""
+    with handshake_drip(0.1) as port:
+        target = lab.target(port, connect_timeout=0.5, read_timeout=0.5)
+        started = time.monotonic()
+        outcome = probe._hello(target, probe._legacy_context("TLSv1", "TLSv1"), "localhost")
+        elapsed = time.monotonic() - started
+    assert (outcome.ok, outcome.error_kind) == (False, "timeout")
+    assert outcome.error == "no TLS handshake answer within 0.5 s"
+    assert 0.4 < elapsed < 1.5
+
+
+def test_a_probe_reads_a_bounded_flight(
+    lab: Lab, good_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's first flight is about 1.1 kB; with the bound below it, the probe stops.
+    monkeypatch.setattr(probe, "_FLIGHT_LIMIT", 600)
+    context = probe._tls12_context(CBC_FS)
+    assert context is not None
+    outcome = probe._hello(lab.target(good_port), context, "localhost")
+    assert (outcome.ok, outcome.error_kind) == (False, "tls")
+    assert outcome.error == (
+        "TLS handshake failed: the server sent over 600 bytes without finishing its hello"
+    )
 
 
 def test_plain_http_on_the_port_is_a_protocol_error_not_a_hang(lab: Lab) -> None:
@@ -668,8 +715,8 @@ def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(l
         facts = observe(target, legacy=True, client_auth=True, ciphers=("kRSA", "3DES:RC4"))
     assert (facts.ok, facts.error_kind) == (False, "timeout")
     assert (facts.legacy, facts.tls12, facts.ciphers) == ({}, None, ())
-    # The verdict, TLS 1.0, TLS 1.1 and the cipher families' first offer.
-    assert len(spans) == 4
+    # The verdict, the legacy versions' first offer and the cipher families'.
+    assert len(spans) == 3
     assert all(len(span) == 2 for span in spans)
     assert max(opened for opened, _ in spans) < min(closed for _, closed in spans)
 
@@ -694,9 +741,9 @@ def test_the_chain_is_announced_before_the_wait_for_the_servers_word(lab: Lab) -
     the revocation questions start a round trip earlier. A server that sends no ticket keeps the
     wait at its longest, and shows the order."""
     announced: list[float] = []
-    with tls_server(*lab.good, tickets=0) as port:
+    with tls_server(*lab.good, tickets=0, client_ca=lab.client_ca) as port:
         facts = observe(
-            lab.target(port),
+            lab.target(port, client_cert=lab.client),
             legacy=False,
             client_auth=True,
             on_chain=lambda chain: announced.append(time.monotonic()),

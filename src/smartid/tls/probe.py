@@ -10,10 +10,8 @@ One `observe()` makes, at most:
    the chain the server presented (OpenSSL stores it before judging it), so none is needed then.
 3. with `client_auth=True` and a client certificate configured: a verifying handshake without one,
    to learn whether the server demands a certificate (without one configured, (1) already is it).
-4. with `legacy=True`: one handshake per legacy version, offering only that version; it learns
-   whether the server accepts it and sends nothing. It presents the site's client certificate when
-   one is configured: a server that demands one (CM) refuses every handshake without it, and would
-   otherwise seem to refuse the legacy version whether it accepts it or not.
+4. with `legacy=True`: one handshake offering TLS 1.0 and 1.1 and nothing else; refused, both
+   are refused (the common case); agreed, each version is then offered alone, side by side.
 5. with `ciphers` (OpenSSL cipher strings, one family each): TLS 1.2-only handshakes at security
    level 0 (OpenSSL 3 offers no weak suite otherwise, and the probe would "pass" without testing
    anything), each offering the suites of every family not yet settled: a refusal settles all of
@@ -23,8 +21,13 @@ One `observe()` makes, at most:
    has no suite of is recorded as not offered, never as refused. Each family of `ciphers_apart`
    (the verify's warned ones, which servers often take) is settled by offers of its own, beside
    the others': otherwise a server that takes one of its suites needs a second offer, a round
-   trip later, to show it refuses the rest. Like (4) they present the site's client certificate
-   where one is configured, verify nothing and send nothing.
+   trip later, to show it refuses the rest. Like (4) they verify nothing and send nothing.
+
+(4) and (5) end at the server's first flight: its ServerHello names the version and suite it
+agreed to (or its alert refuses them), so the probe closes the connection instead of sending its
+key exchange and waiting a round trip for the server's Finished. They present no client
+certificate: a server that demands one (CM) asks for it in that flight and judges it only in the
+client's next one, which the probe never sends.
 
 (3), (4) and (5) do not depend on (1), so they run beside it, each on its own connection: across
 a network an endpoint costs the round trips of its longest probe instead of the sum of all. Their
@@ -37,7 +40,9 @@ the client's handshake completes first and a refusal only arrives afterwards, as
 request to provoke it is not allowed (the probe sends no application data), so the probe waits
 briefly for what the server sends by itself: an alert, EOF or reset means refused; a session ticket
 (which a server only issues once it has accepted the client's Finished, certificate included), any
-data, or silence until the wait ends means accepted.
+data, or silence until the wait ends means accepted. It waits only where the server asked for a
+client certificate (a CertificateRequest in its flight, which OpenSSL's message callback reports):
+a server that asked for none has none to refuse, and the handshake is its answer.
 """
 
 from __future__ import annotations
@@ -70,6 +75,18 @@ _LEGACY_VERSIONS = ("TLSv1", "TLSv1.1")
 _SETTLE_SECONDS = 0.5
 
 _RESET_BEFORE_HANDSHAKE = "TCP connection failed: the peer reset it before the TLS handshake"
+
+# What a probe ended at the server's first flight reads of it, at most (a certificate chain is a
+# few kB; OpenSSL refuses a certificate list over 100 kB on its own), and per read.
+_FLIGHT_LIMIT = 256 * 1024
+_READ_SIZE = 16 * 1024
+
+# OpenSSL's message callback (CPython's SSLContext._msg_callback, there since 3.8) reports the
+# server's CertificateRequest: record type 22 (handshake), message type 13. Each handshake runs in
+# a thread of its own, so what it saw is kept per thread.
+_HANDSHAKE_RECORD, _CERTIFICATE_REQUEST = 22, 13
+_CAN_WATCH = hasattr(ssl.SSLContext, "_msg_callback")
+_seen = threading.local()
 
 _ENCODING_DER: int = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
 
@@ -155,18 +172,13 @@ def observe(
     # The probes after the verdict do not need its outcome, so they run beside it: each waits on
     # its own round trips, and an endpoint across a network costs the longest of them, not their
     # sum. Their answers count only where the verdict reached the server's TLS.
-    workers = int(client_auth) + (len(_LEGACY_VERSIONS) if legacy else 0) + int(bool(ciphers))
+    workers = int(client_auth) + int(legacy) + int(bool(ciphers))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tls-probe") as pool:
         anonymous: Future[_Outcome] | None = None
         if client_auth and target.client_cert is not None:
             without = _verifying_context(target.ca_bundle, None)
             anonymous = pool.submit(_handshake, target, without, target.server_name, settle=True)
-        versions = {
-            version: pool.submit(
-                _handshake, target, _legacy_context(version, target.client_cert), target.server_name
-            )
-            for version in (_LEGACY_VERSIONS if legacy else ())
-        }
+        versions = pool.submit(_probe_legacy, target) if legacy else None
         suites = (
             pool.submit(_probe_ciphers, target, tuple(ciphers), frozenset(ciphers_apart))
             if ciphers
@@ -197,13 +209,8 @@ def observe(
         if client_auth:
             demanded = (verdict if anonymous is None else anonymous.result()).demanded
         accepted: dict[str, bool] = {}
-        for version, future in versions.items():
-            probe = future.result()
-            # A server sends its certificate only in the version it agreed to; one that demands
-            # a client certificate we do not have then ends the handshake, having accepted the
-            # version all the same.
-            if reached:
-                accepted[version] = probe.ok or bool(probe.chain)
+        if versions is not None and reached:
+            accepted = versions.result() or {}
         tls12: bool | None = None
         families: tuple[CipherProbe, ...] = ()
         if suites is not None:
@@ -262,6 +269,28 @@ def observe_many(
         return {name: future.result() for name, future in futures.items()}
 
 
+def _probe_legacy(target: ProbeTarget) -> dict[str, bool] | None:
+    """Whether the server accepts each legacy version; None when a hello found no TLS server to
+    answer it (refused, reset or silent). One hello offers them all: a server that refuses it
+    refuses each (the common case: one handshake, not one per version). One that agrees to one
+    of them is then offered each alone, side by side, to tell which."""
+
+    def hello(lowest: str, highest: str) -> _Outcome:
+        return _hello(target, _legacy_context(lowest, highest), target.server_name)
+
+    every = hello(_LEGACY_VERSIONS[0], _LEGACY_VERSIONS[-1])
+    if every.error_kind in ("connect", "timeout"):
+        return None
+    if not every.ok:
+        return dict.fromkeys(_LEGACY_VERSIONS, False)
+    with ThreadPoolExecutor(len(_LEGACY_VERSIONS), thread_name_prefix="tls-legacy") as pool:
+        alone = {version: pool.submit(hello, version, version) for version in _LEGACY_VERSIONS}
+        outcomes = {version: future.result() for version, future in alone.items()}
+    if any(outcome.error_kind in ("connect", "timeout") for outcome in outcomes.values()):
+        return None
+    return {version: outcome.ok for version, outcome in outcomes.items()}
+
+
 def _probe_ciphers(
     target: ProbeTarget, families: tuple[str, ...], apart: frozenset[str] = frozenset()
 ) -> tuple[bool | None, tuple[CipherProbe, ...]]:
@@ -275,7 +304,7 @@ def _probe_ciphers(
     every suite when it refused them all (does it speak TLS 1.2 at all?). The families `apart`
     are each settled so on their own, concurrently with the rest: a handshake more, a round trip
     less where the server takes one of them."""
-    offered = {family: _tls12_context(family, target.client_cert) for family in families}
+    offered = {family: _tls12_context(family) for family in families}
     suites = {family: _tls12_suites(context) for family, context in offered.items() if context}
     offered_families = [family for family in families if family in suites]
     groups = [[f for f in offered_families if f not in apart]]
@@ -295,10 +324,9 @@ def _probe_ciphers(
         outcomes.update(group_outcomes)
         speaks_tls12 = speaks_tls12 or group_speaks
     if not speaks_tls12:
-        every = _tls12_context(_EVERY_SUITE, target.client_cert)
+        every = _tls12_context(_EVERY_SUITE)
         assert every is not None  # every OpenSSL has some TLS 1.2 suite
-        baseline = _handshake(target, every, target.server_name)
-        if not (baseline.ok or baseline.chain):
+        if not _hello(target, every, target.server_name).ok:
             return False, ()
     probes = []
     for family in families:
@@ -306,8 +334,8 @@ def _probe_ciphers(
         if result is None:
             probes.append(CipherProbe(family, offered=False))
         else:
-            accepted = result.ok or bool(result.chain)
-            probes.append(CipherProbe(family, True, accepted, result.cipher if accepted else None))
+            suite = result.cipher if result.ok else None
+            probes.append(CipherProbe(family, True, result.ok, suite))
     return True, tuple(probes)
 
 
@@ -323,14 +351,12 @@ def _settle(
         # By the suites' names, not the families' strings joined: one family's "!" exclusions
         # would remove another family's suites.
         union = ":".join(dict.fromkeys(suite for family in left for suite in suites[family]))
-        context = _tls12_context(union, target.client_cert)
+        context = _tls12_context(union)
         assert context is not None  # names of TLS 1.2 suites this OpenSSL offers
-        outcome = _handshake(target, context, target.server_name)
+        outcome = _hello(target, context, target.server_name)
         if outcome.error_kind in ("connect", "timeout"):
             return None
-        # As with the legacy probes: a server sends its certificate only once it agreed to a
-        # suite, so a chain means accepted even where it then wanted another client certificate.
-        if not (outcome.ok or outcome.chain):
+        if not outcome.ok:
             outcomes.update((family, outcome) for family in left)
             break
         speaks_tls12 = True
@@ -391,6 +417,7 @@ def _handshake(
         # going away) is told here, before ssl's wrap_socket meets it.
         try:
             raw.getpeername()
+            _seen.certificate_request = False
             tls = context.wrap_socket(
                 raw, server_hostname=server_name, do_handshake_on_connect=False
             )
@@ -411,13 +438,71 @@ def _handshake(
             cipher = tls.cipher()
             if on_chain is not None:
                 on_chain(chain)
-            if settle and protocol == "TLSv1.3":
+            if settle and protocol == "TLSv1.3" and _asked_for_certificate(tls):
                 refusal = _refusal_after_handshake(tls, min(_SETTLE_SECONDS, target.read_timeout))
                 if refusal is not None:
                     return _Outcome(
                         False, refusal, "tls", protocol, cipher[0] if cipher else None, chain, True
                     )
             return _Outcome(True, None, None, protocol, cipher[0] if cipher else None, chain)
+
+
+def _hello(target: ProbeTarget, context: ssl.SSLContext, server_name: str) -> _Outcome:
+    """A probe's handshake, ended at the server's first flight; `ok`: the server agreed to what
+    `context` offers (`cipher` names the suite). The server's ServerHello and the rest of its
+    flight are read until OpenSSL has written the client's next flight, which is not sent: the
+    answer is in, and sending it would cost a round trip and the server's key exchange for
+    nothing. One deadline bounds the whole exchange after the TCP connect, and at most
+    `_FLIGHT_LIMIT` bytes are read. For TLS 1.0-1.2 contexts only (under TLS 1.3 the client's
+    next flight is its Finished, after the whole handshake)."""
+    try:
+        raw = socket.create_connection((target.host, target.port), timeout=target.connect_timeout)
+    except TimeoutError:
+        return _Outcome(False, f"no TCP connection within {target.connect_timeout:g} s", "timeout")
+    except OSError as exc:
+        return _Outcome(False, f"TCP connection failed: {_os_phrase(exc)}", "connect")
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    deadline = time.monotonic() + target.read_timeout
+    received = 0
+    silent = f"no TLS handshake answer within {target.read_timeout:g} s"
+    with raw:
+        while True:
+            try:
+                tls.do_handshake()
+                finished = True
+            except ssl.SSLWantReadError:
+                finished = False
+            except ssl.SSLError as exc:
+                return _failed(exc, _presented_chain(tls))
+            flight = outgoing.read()
+            if finished or (received and flight):
+                # The server's first flight is in and OpenSSL answered it: the suite is agreed.
+                cipher = tls.cipher()
+                name = cipher[0] if cipher else None
+                return _Outcome(True, cipher=name, chain=_presented_chain(tls))
+            try:
+                if flight:
+                    raw.settimeout(max(deadline - time.monotonic(), 0.001))
+                    raw.sendall(flight)
+                raw.settimeout(max(deadline - time.monotonic(), 0.001))
+                data = raw.recv(_READ_SIZE)
+            except TimeoutError:
+                return _Outcome(False, silent, "timeout")
+            except OSError as exc:
+                return _failed(exc, _presented_chain(tls))
+            if not data:
+                incoming.write_eof()  # the next do_handshake raises what the server's end means
+                continue
+            received += len(data)
+            if received > _FLIGHT_LIMIT:
+                return _Outcome(
+                    False,
+                    f"TLS handshake failed: the server sent over {_FLIGHT_LIMIT} bytes without "
+                    "finishing its hello",
+                    "tls",
+                )
+            incoming.write(data)
 
 
 def _close_orphaned_socket(exc: BaseException) -> None:
@@ -479,6 +564,23 @@ def _refusal_after_handshake(tls: ssl.SSLSocket, budget: float) -> str | None:
     return None
 
 
+def _watch_certificate_requests(context: ssl.SSLContext) -> None:
+    if _CAN_WATCH:
+        context._msg_callback = _note_certificate_request  # type: ignore[attr-defined]
+
+
+def _note_certificate_request(
+    conn: object, direction: str, version: object, record: int, message: int, data: bytes
+) -> None:
+    if direction == "read" and record == _HANDSHAKE_RECORD and message == _CERTIFICATE_REQUEST:
+        _seen.certificate_request = True
+
+
+def _asked_for_certificate(tls: ssl.SSLSocket) -> bool:
+    """Whether the server's flight held a CertificateRequest (true when it cannot be known)."""
+    return not _CAN_WATCH or getattr(_seen, "certificate_request", False)
+
+
 def _os_phrase(exc: BaseException) -> str:
     phrase = describe_exception(exc)
     if phrase == type(exc).__name__:
@@ -489,7 +591,7 @@ def _os_phrase(exc: BaseException) -> str:
     return phrase
 
 
-def _presented_chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
+def _presented_chain(tls: ssl.SSLSocket | ssl.SSLObject) -> tuple[bytes, ...]:
     """The chain as the server sent it (DER, leaf first), also after a failed handshake."""
     # Python 3.13 made this public as SSLSocket.get_unverified_chain(); on 3.11 and 3.12 the same
     # OpenSSL call (SSL_get_peer_cert_chain) sits on the private _sslobj. Failing both, the leaf.
@@ -534,6 +636,7 @@ def _verifying_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None:
         _load_client_cert(context, client_cert)
+    _watch_certificate_requests(context)
     return context
 
 
@@ -570,21 +673,18 @@ def _version(name: str) -> ssl.TLSVersion:
     return ssl.TLSVersion.TLSv1 if name == "TLSv1" else ssl.TLSVersion.TLSv1_1
 
 
-@functools.lru_cache(maxsize=64)
-def _legacy_context(version: str, client_cert: tuple[Path, Path] | None) -> ssl.SSLContext:
-    """Offers only `version`, to learn whether the server accepts it; verification off; with the
-    site's client certificate for the endpoint, if it has one."""
-    context = _unverified_context(version, version)
-    if client_cert is not None:
-        _load_client_cert(context, client_cert)
-    return context
+@functools.cache
+def _legacy_context(lowest: str, highest: str) -> ssl.SSLContext:
+    """Offers the versions from `lowest` to `highest` only, to learn whether the server accepts
+    one; verification off."""
+    return _unverified_context(lowest, highest)
 
 
 _EVERY_SUITE = "ALL:COMPLEMENTOFALL"
 
 
 @functools.lru_cache(maxsize=128)
-def _tls12_context(family: str, client_cert: tuple[Path, Path] | None) -> ssl.SSLContext | None:
+def _tls12_context(family: str) -> ssl.SSLContext | None:
     """Offers TLS 1.2 only, with only the suites of `family`, at security level 0; None when this
     OpenSSL has no TLS 1.2 suite of the family (RC4 and EXPORT are gone from OpenSSL 3, say)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -598,8 +698,6 @@ def _tls12_context(family: str, client_cert: tuple[Path, Path] | None) -> ssl.SS
     if not any(c["protocol"] != "TLSv1.3" for c in context.get_ciphers()):
         return None
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
-    if client_cert is not None:
-        _load_client_cert(context, client_cert)
     return context
 
 
