@@ -38,9 +38,12 @@ __all__ = ["ChainSource", "RevocationFetcher"]
 # A CRL of a deployment's own CA is small; a large public CA's runs to a few MiB.
 MAX_CRL_BYTES = 8 * 1024 * 1024
 MAX_OCSP_BYTES = 64 * 1024
-# Questions asked at once. A deployment's CRLs and OCSP answers come from one or two CA hosts;
-# with fewer threads, each keeps its connection for several questions.
-_MAX_WORKERS = 4
+# Questions asked at once: enough for a deployment's (a CRL per CA, an OCSP answer per
+# certificate: 7 for the lab's four endpoints) to start together as the chains arrive. Across a
+# network each question is a connect and a request, so a second wave would cost both of its
+# round trips again (bench/README.md, TLS-009). A thread starts only when no started one is
+# idle, and keeps its connection for its later questions.
+_MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
