@@ -264,10 +264,11 @@ def test_each_cipher_family_is_seen_accepted_or_refused(
     expected = {"kRSA+CBC": ["kRSA", CBC_FS], None: []}.get(accepted, [accepted])
     assert [f for f, p in probes.items() if p.accepted] == expected
     # The verifying handshake, then one per accepted family and one that every other family's
-    # suites are refused in (and, when all were refused, one that TLS 1.2 works at all). A family
-    # apart has its own offer, accepted or refused, beside the others' (the same answers).
+    # suites are refused in, and beside them one offering every suite (does TLS 1.2 work at
+    # all?). A family apart has its own offer, accepted or refused, beside the others' (the
+    # same answers).
     together = [family for family in expected if family not in apart]
-    assert len(handshakes) == 1 + len(together) + 1 + len(apart) + (0 if expected else 1)
+    assert len(handshakes) == 1 + len(together) + 1 + len(apart) + 1
     if accepted is not None and suite is not None:
         assert probes[accepted].suite == suite
     if accepted == "aNULL":
@@ -418,8 +419,8 @@ def test_the_probes_end_at_the_servers_first_flight(lab: Lab) -> None:
     assert dict(facts.legacy) == {"TLSv1": True, "TLSv1.1": True}
     assert [(p.family, p.accepted) for p in facts.ciphers] == [(CBC_FS, True)]
     # The verdict (TLS 1.3, with the site's certificate); then the legacy hello offering both
-    # versions, each version alone, and the CBC offer.
-    assert sorted(seen) == [("", False)] * 4 + [("TLSv1.3", True)]
+    # versions, each version alone, the CBC offer and the offer of every TLS 1.2 suite.
+    assert sorted(seen) == [("", False)] * 5 + [("TLSv1.3", True)]
 
 
 def test_default_server_refuses_both_legacy_versions_in_one_hello(
@@ -715,8 +716,9 @@ def test_the_probes_run_beside_the_verdict_and_count_only_where_it_reached_tls(l
         facts = observe(target, legacy=True, client_auth=True, ciphers=("kRSA", "3DES:RC4"))
     assert (facts.ok, facts.error_kind) == (False, "timeout")
     assert (facts.legacy, facts.tls12, facts.ciphers) == ({}, None, ())
-    # The verdict, the legacy versions' first offer and the cipher families'.
-    assert len(spans) == 3
+    # The verdict, the legacy versions' first offer, the cipher families' and the offer of every
+    # TLS 1.2 suite.
+    assert len(spans) == 4
     assert all(len(span) == 2 for span in spans)
     assert max(opened for opened, _ in spans) < min(closed for _, closed in spans)
 
@@ -729,8 +731,9 @@ def test_a_family_apart_is_offered_beside_the_others(lab: Lab) -> None:
         target = lab.target(port, connect_timeout=1.0, read_timeout=1.0)
         facts = observe(target, legacy=False, ciphers=("kRSA", CBC_FS), ciphers_apart=(CBC_FS,))
     assert (facts.tls12, facts.ciphers) == (None, ())
-    # The verdict, the forbidden families' offer and the CBC family's, all open at once.
-    assert len(spans) == 3
+    # The verdict, the forbidden families' offer, the CBC family's and the offer of every TLS 1.2
+    # suite, all open at once.
+    assert len(spans) == 4
     assert all(len(span) == 2 for span in spans)
     assert max(opened for opened, _ in spans) < min(closed for _, closed in spans)
 

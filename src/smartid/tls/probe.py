@@ -16,12 +16,13 @@ One `observe()` makes, at most:
    level 0 (OpenSSL 3 offers no weak suite otherwise, and the probe would "pass" without testing
    anything), each offering the suites of every family not yet settled: a refusal settles all of
    them as refused, an agreed suite settles the families it belongs to as accepted and the next
-   handshake offers the rest. When all were refused, one handshake offering every suite tells a
-   server that refuses these families from one that speaks only TLS 1.3. A family this OpenSSL
-   has no suite of is recorded as not offered, never as refused. Each family of `ciphers_apart`
-   (the verify's warned ones, which servers often take) is settled by offers of its own, beside
-   the others': otherwise a server that takes one of its suites needs a second offer, a round
-   trip later, to show it refuses the rest. Like (4) they verify nothing and send nothing.
+   handshake offers the rest. One more, beside them, offers every suite: when all were refused,
+   it tells a server that refuses these families from one that speaks only TLS 1.3. A family
+   this OpenSSL has no suite of is recorded as not offered, never as refused. Each family of
+   `ciphers_apart` (the verify's warned ones, which servers often take) is settled by offers of
+   its own, beside the others': otherwise a server that takes one of its suites needs a second
+   offer, a round trip later, to show it refuses the rest. Like (4) they verify nothing and send
+   nothing.
 
 (4) and (5) end at the server's first flight: its ServerHello names the version and suite it
 agreed to (or its alert refuses them), so the probe closes the connection instead of sending its
@@ -300,10 +301,12 @@ def _probe_ciphers(
     One TLS 1.2 handshake offers the suites of every family not yet settled: a server that refuses
     them all refuses each family (the common case: one handshake, not one per family), and one
     that agrees to a suite has accepted the families that suite belongs to, which leave the next
-    offer. So a server takes one handshake more than the families it accepts, plus one offering
-    every suite when it refused them all (does it speak TLS 1.2 at all?). The families `apart`
-    are each settled so on their own, concurrently with the rest: a handshake more, a round trip
-    less where the server takes one of them."""
+    offer. So a server takes one handshake more than the families it accepts. One more offers
+    every suite, beside the others from the start: when the server refused every family, it
+    tells one that refuses them from one that speaks no TLS 1.2 at all, without a round trip
+    after the refusals (a well-configured server's case); otherwise it is not needed. The
+    families `apart` are each settled so on their own, concurrently with the rest: a handshake
+    more, a round trip less where the server takes one of them."""
     offered = {family: _tls12_context(family) for family in families}
     suites = {family: _tls12_suites(context) for family, context in offered.items() if context}
     offered_families = [family for family in families if family in suites]
@@ -312,22 +315,23 @@ def _probe_ciphers(
     groups = [group for group in groups if group]
     outcomes: dict[str, _Outcome] = {}
     speaks_tls12 = False
-    # The first group in this thread, the others beside it (a pool starts no thread unused).
-    with ThreadPoolExecutor(max(1, len(groups) - 1), thread_name_prefix="tls-ciphers") as pool:
+    every = _tls12_context(_EVERY_SUITE)
+    assert every is not None  # every OpenSSL has some TLS 1.2 suite
+    # The first group in this thread, the others and the offer of every suite beside it.
+    with ThreadPoolExecutor(len(groups) or 1, thread_name_prefix="tls-ciphers") as pool:
+        baseline = pool.submit(_hello, target, every, target.server_name)
         others = [pool.submit(_settle, target, group, suites) for group in groups[1:]]
         settled = [_settle(target, group, suites) for group in groups[:1]]
         settled += [future.result() for future in others]
+        speaks_at_all = baseline.result()
     for found in settled:
         if found is None:
             return None, ()  # no TLS server to ask (the verdict then tells why), not a refusal
         group_outcomes, group_speaks = found
         outcomes.update(group_outcomes)
         speaks_tls12 = speaks_tls12 or group_speaks
-    if not speaks_tls12:
-        every = _tls12_context(_EVERY_SUITE)
-        assert every is not None  # every OpenSSL has some TLS 1.2 suite
-        if not _hello(target, every, target.server_name).ok:
-            return False, ()
+    if not speaks_tls12 and not speaks_at_all.ok:
+        return False, ()
     probes = []
     for family in families:
         result = outcomes.get(family)
