@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import socket
@@ -20,12 +21,36 @@ from smartid.lab.probe import probe
 from smartid.lab.state import DEFAULT_PORTS, LabState
 from tests import warm
 
+# Test labs take their ports below the kernel's ephemeral range (32768 and up on Linux, where
+# bind(0) and every outgoing connection take theirs), one block per pytest-xdist worker, handed out
+# in turn. A port from bind(0) is free only at the moment it is given: two workers starting labs
+# at once could be given the same one, the lab's listeners (SO_REUSEPORT, to restart without a
+# gap) would then both bind it, and the kernel would share its connections between two labs: a
+# handshake verified against one lab's CA, the next one against the other's.
+_FIRST_PORT = 21000
+_BLOCK = 1000
+_BLOCKS = 11  # 21000-31999; the lab's documented defaults (18443-18445, 20400) are below
+_handed_out = itertools.count()
+
+
+def _worker_block() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    number = worker.removeprefix("gw")
+    return (int(number) if number.isdigit() else _BLOCKS - 1) % _BLOCKS
+
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """The next port of this worker's block that nothing holds now."""
+    first = _FIRST_PORT + _worker_block() * _BLOCK
+    for _ in range(_BLOCK):
+        port = first + next(_handed_out) % _BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or still in TIME_WAIT from an earlier lab
         return port
+    raise RuntimeError(f"no free port in {first}-{first + _BLOCK - 1}")
 
 
 def new_state(folder: Path) -> LabState:
