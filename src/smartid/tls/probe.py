@@ -395,6 +395,16 @@ class _Outcome:
         return True if self.refused_after_certificate else None
 
 
+def _connect(target: ProbeTarget) -> socket.socket | _Outcome:
+    """A TCP connection to `target`, or the outcome that says why there is none."""
+    try:
+        return socket.create_connection((target.host, target.port), timeout=target.connect_timeout)
+    except TimeoutError:
+        return _Outcome(False, f"no TCP connection within {target.connect_timeout:g} s", "timeout")
+    except OSError as exc:
+        return _Outcome(False, f"TCP connection failed: {_os_phrase(exc)}", "connect")
+
+
 def _handshake(
     target: ProbeTarget,
     context: ssl.SSLContext,
@@ -407,12 +417,9 @@ def _handshake(
     server's word on the client certificate (its tickets, or its refusal); `on_chain` gets the
     chain of a completed handshake before that wait, so that what needs only the chain can
     start a round trip earlier."""
-    try:
-        raw = socket.create_connection((target.host, target.port), timeout=target.connect_timeout)
-    except TimeoutError:
-        return _Outcome(False, f"no TCP connection within {target.connect_timeout:g} s", "timeout")
-    except OSError as exc:
-        return _Outcome(False, f"TCP connection failed: {_os_phrase(exc)}", "connect")
+    raw = _connect(target)
+    if isinstance(raw, _Outcome):
+        return raw
     with raw:
         raw.settimeout(target.read_timeout)
         # No handshake on wrap: a failed handshake must leave the socket (and the chain the server
@@ -459,12 +466,9 @@ def _hello(target: ProbeTarget, context: ssl.SSLContext, server_name: str) -> _O
     nothing. One deadline bounds the whole exchange after the TCP connect, and at most
     `_FLIGHT_LIMIT` bytes are read. For TLS 1.0-1.2 contexts only (under TLS 1.3 the client's
     next flight is its Finished, after the whole handshake)."""
-    try:
-        raw = socket.create_connection((target.host, target.port), timeout=target.connect_timeout)
-    except TimeoutError:
-        return _Outcome(False, f"no TCP connection within {target.connect_timeout:g} s", "timeout")
-    except OSError as exc:
-        return _Outcome(False, f"TCP connection failed: {_os_phrase(exc)}", "connect")
+    raw = _connect(target)
+    if isinstance(raw, _Outcome):
+        return raw
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
     deadline = time.monotonic() + target.read_timeout
