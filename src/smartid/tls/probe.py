@@ -211,7 +211,7 @@ def observe(
             demanded = (verdict if anonymous is None else anonymous.result()).demanded
         accepted: dict[str, bool] = {}
         if versions is not None and reached:
-            accepted = versions.result() or {}
+            accepted = versions.result()
         tls12: bool | None = None
         families: tuple[CipherProbe, ...] = ()
         if suites is not None:
@@ -270,26 +270,21 @@ def observe_many(
         return {name: future.result() for name, future in futures.items()}
 
 
-def _probe_legacy(target: ProbeTarget) -> dict[str, bool] | None:
-    """Whether the server accepts each legacy version; None when a hello found no TLS server to
-    answer it (refused, reset or silent). One hello offers them all: a server that refuses it
-    refuses each (the common case: one handshake, not one per version). One that agrees to one
-    of them is then offered each alone, side by side, to tell which."""
+def _probe_legacy(target: ProbeTarget) -> dict[str, bool]:
+    """Whether the server accepts each legacy version. One hello offers them all: a server that
+    refuses it refuses each (the common case: one handshake, not one per version). One that
+    agrees to one of them is then offered each alone, side by side, to tell which. A hello
+    without an answer (refused, reset or silent) counts as refused; observe() drops them all
+    where the verdict found no TLS server either."""
 
     def hello(lowest: str, highest: str) -> _Outcome:
         return _hello(target, _legacy_context(lowest, highest), target.server_name)
 
-    every = hello(_LEGACY_VERSIONS[0], _LEGACY_VERSIONS[-1])
-    if every.error_kind in ("connect", "timeout"):
-        return None
-    if not every.ok:
+    if not hello(_LEGACY_VERSIONS[0], _LEGACY_VERSIONS[-1]).ok:
         return dict.fromkeys(_LEGACY_VERSIONS, False)
     with ThreadPoolExecutor(len(_LEGACY_VERSIONS), thread_name_prefix="tls-legacy") as pool:
         alone = {version: pool.submit(hello, version, version) for version in _LEGACY_VERSIONS}
-        outcomes = {version: future.result() for version, future in alone.items()}
-    if any(outcome.error_kind in ("connect", "timeout") for outcome in outcomes.values()):
-        return None
-    return {version: outcome.ok for version, outcome in outcomes.items()}
+        return {version: future.result().ok for version, future in alone.items()}
 
 
 def _probe_ciphers(
