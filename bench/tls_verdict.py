@@ -7,7 +7,9 @@ what an administrator would run by hand, one process per endpoint. A run of 4 en
 revocation (TLS-009): every CRL and OCSP answer fetched once per run from the lab's CM
 (`RevocationAuthority` on its plain-HTTP listener, in a process of its own as in the lab), then
 `judge_revocation`; and beside one bare verifying handshake per endpoint, all at once (the
-floor of endpoints judged together: "x bare").
+floor of endpoints judged together: "x bare"). The endpoints take CBC suites, as a default
+Tomcat does; the same run against endpoints that refuse every probed family (as the lab's
+components and a hardened Tomcat do) is a row of its own.
 
 On loopback the run is CPU-bound: client and servers share the machine's cores, so each probe
 costs what its handshake costs both ends. A verify talks to servers across a network, where a
@@ -298,19 +300,28 @@ def _run_of_four(run_n: int, rtt: float) -> None:
     policy = TlsPolicy()
     with (
         tempfile.TemporaryDirectory() as folder,
-        _lab_cm_pki(Path(folder) / "lab", endpoints=len(names), rtt=rtt) as lab,
+        _lab_cm_pki(Path(folder) / "lab", endpoints=2 * len(names), rtt=rtt) as lab,
         _slow_connects(rtt),
     ):
         pki = lab.state.pki
         creds = [pki.server(n) if n != "portal" else pki.issue_server("portal") for n in names]
         with contextlib.ExitStack() as stack:
             ports = [stack.enter_context(tls_server(c.cert, c.key)) for c in creds]
+            # The same endpoints hardened: they refuse every family the policy probes (CBC too),
+            # as the lab's components do.
+            hardened = [
+                stack.enter_context(tls_server(c.cert, c.key, ciphers=_AEAD)) for c in creds
+            ]
             if rtt > 0:
-                lab.forward(ports)
-                ports = lab.relay_ports
+                lab.forward([*ports, *hardened])
+                ports, hardened = lab.relay_ports[: len(names)], lab.relay_ports[len(names) :]
             targets = [
                 ProbeTarget(n, "127.0.0.1", p, "localhost", pki.ca_bundle)
                 for n, p in zip(names, ports, strict=True)
+            ]
+            refusing = [
+                ProbeTarget(n, "127.0.0.1", p, "localhost", pki.ca_bundle)
+                for n, p in zip(names, hardened, strict=True)
             ]
             context = ssl.create_default_context(cafile=str(pki.ca_bundle))
             bare = _bare_run(ports, context)
@@ -318,7 +329,14 @@ def _run_of_four(run_n: int, rtt: float) -> None:
             with_revocation = _run_of_endpoints(targets, policy, revocation=True)
             # Interleaved, so that the machine's drift weighs on all alike.
             together = _run_of_endpoints(targets, policy, revocation=False, apart=False)
-            runs = {"bare": bare, "without": without, "with": with_revocation, "together": together}
+            strict = _run_of_endpoints(refusing, policy, revocation=False)
+            runs = {
+                "bare": bare,
+                "without": without,
+                "with": with_revocation,
+                "together": together,
+                "hardened": strict,
+            }
             samples: dict[str, list[float]] = {name: [] for name in runs}
             for action in runs.values():
                 action()
@@ -335,6 +353,7 @@ def _run_of_four(run_n: int, rtt: float) -> None:
         ("without", "TLS verdicts"),
         ("with", "TLS verdicts + revocation (TLS-009)"),
         ("together", "TLS verdicts, warned families not apart"),
+        ("hardened", "TLS verdicts, endpoints refusing CBC"),
     )
     for name, label in labels:
         median = statistics.median(samples[name])
@@ -343,6 +362,10 @@ def _run_of_four(run_n: int, rtt: float) -> None:
             f"{label:<40} {run_n:>5} {median:>10.2f} {p90:>8.2f} {median / base:>5.2f} "
             f"{median / floor:>6.2f}"
         )
+
+
+# What a hardened endpoint accepts of TLS 1.2: AEAD suites with forward secrecy only.
+_AEAD = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def _bare_run(ports: list[int], context: ssl.SSLContext) -> Callable[[], object]:
