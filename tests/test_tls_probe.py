@@ -481,6 +481,21 @@ def test_normal_server_is_seen_not_to_demand_a_client_cert_without_waiting(
     assert facts.duration_ms < probe._SETTLE_SECONDS * 1000 / 2
 
 
+def test_without_the_message_callback_the_verdict_waits_for_the_servers_word(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where this Python offers no message callback (it is CPython's private
+    SSLContext._msg_callback), the verdict cannot tell whether the server asked for a
+    certificate, and waits for its word as it did before: a server that sends no ticket
+    holds the wait at its longest."""
+    monkeypatch.setattr(probe, "_CAN_WATCH", False)
+    with tls_server(*lab.good, versions=("TLSv1.3", "TLSv1.3"), tickets=0) as port:
+        facts = observe(lab.target(port), legacy=False, client_auth=True)
+    assert facts.ok, facts.error
+    assert facts.client_cert_demanded is False
+    assert facts.duration_ms >= probe._SETTLE_SECONDS * 1000 * 0.8
+
+
 def test_refused_port_is_a_connect_error(lab: Lab) -> None:
     facts = observe(lab.target(closed_port()))
     assert (facts.ok, facts.error_kind) == (False, "connect")
