@@ -23,6 +23,7 @@ from smartid.errors import SmartIDError
 from smartid.hermod import HermodClient, generate_key, merge_client
 from smartid.lab.package import PackageObject, write_package
 from smartid.lab.probe import probe
+from smartid.lab.server import port_lock
 from smartid.lab.state import LabState
 from smartid.lab.store import Store
 from smartid.masking import Secret
@@ -224,6 +225,27 @@ def test_a_lab_on_ports_another_lab_listens_on_is_refused(
     assert done.returncode == 2
     assert f"port {state.ports()['idm']} (idm) of the lab in {other} is in use" in done.stderr
     assert probe(state)
+
+
+def test_a_lab_on_ports_a_starting_lab_holds_is_refused(tmp_path: Path) -> None:
+    """Two labs of different state folders starting at the same moment on the same ports would
+    both find the ports silent, and both bind them (SO_REUSEPORT): the machine-wide lock per
+    port that a lab holds while it serves lets only one of them. A lab that holds the hermod
+    port and does not listen yet is played by the test holding that lock."""
+    state = new_state(tmp_path / "lab")
+    port = state.ports()["hermod"]
+    held = port_lock(port)
+    held.acquire()
+    try:
+        done = _cli(state, "serve")
+    finally:
+        held.release()
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"smartid-lab: port {port} (hermod) of the lab in {state.path} is in use: "
+        "another lab or program listens there"
+    )
+    assert not probe(state)
 
 
 def test_hermod_refresh_applies_an_edited_application_yml(

@@ -9,8 +9,10 @@ listener whose TLS settings changed, or stops it while its component is "down".
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
+import tempfile
 import threading
 import time
 import warnings
@@ -97,6 +99,20 @@ class _Running(Protocol):
     def alive(self) -> bool: ...
 
 
+def port_lock(port: int) -> FileLock:
+    """The machine-wide lock that the lab serving on `port` holds: a file per port in a folder
+    every user's labs share (sticky, as /tmp is; a port another user's lab holds cannot be
+    opened, and counts as in use)."""
+    folder = Path(tempfile.gettempdir()) / "smartid-lab-ports"
+    try:
+        folder.mkdir(exist_ok=True)
+        if folder.stat().st_uid == os.getuid():
+            folder.chmod(0o1777)
+    except OSError:
+        pass  # acquiring the lock then says so
+    return FileLock(folder / f"{port}.lock", timeout=0, mode=0o666)
+
+
 class UvicornListener:
     """One uvicorn server on its own thread and event loop (port 0: a free one)."""
 
@@ -179,6 +195,7 @@ class LabServer:
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
         self._serving = FileLock(state.path / "serve.lock", timeout=0)
+        self._ports_held: list[FileLock] = []
 
     def _settings(self, component: str) -> ListenerSettings:
         return listener_settings(self.state.pki, component, self.faults.active())
@@ -197,20 +214,38 @@ class LabServer:
     def _claim(self, ports: dict[str, int]) -> None:
         """Refuse to serve beside another lab. The listeners bind with SO_REUSEPORT (to restart
         without a gap), so a second lab on the same ports would bind too and the kernel would
-        share connections between the two: a command sent to one, its state read from the other."""
+        share connections between the two: a command sent to one, its state read from the other.
+        A lab holds a machine-wide lock per port while it serves (two labs of other state folders
+        starting at the same moment, neither listening yet, cannot both have it), and a port
+        where something already listens is refused as well."""
         try:
             self._serving.acquire()
         except Timeout:
             raise LabError(f"another process already serves the lab in {self.state.path}") from None
         for name, port in ports.items():
+            in_use = LabError(
+                f"port {port} ({name}) of the lab in {self.state.path} is in use: "
+                "another lab or program listens there"
+            )
+            lock = port_lock(port)
+            try:
+                lock.acquire()
+            except (Timeout, OSError):
+                self._release()
+                raise in_use from None
+            self._ports_held.append(lock)
             with socket.socket() as probe:
                 probe.settimeout(0.5)
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    self._serving.release()
-                    raise LabError(
-                        f"port {port} ({name}) of the lab in {self.state.path} is in use: "
-                        "another lab or program listens there"
-                    )
+                    self._release()
+                    raise in_use
+
+    def _release(self) -> None:
+        for lock in self._ports_held:
+            lock.release()
+        self._ports_held = []
+        if self._serving.is_locked:
+            self._serving.release()
 
     def start(self) -> None:
         self.state.ensure()
@@ -286,8 +321,7 @@ class LabServer:
                 running.stop()
             self._running = {}
             self._applied = {}
-        if self._serving.is_locked:
-            self._serving.release()
+        self._release()
 
     def wait(self) -> None:
         """Block until a listener dies unexpectedly (or KeyboardInterrupt)."""
