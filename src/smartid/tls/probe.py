@@ -444,7 +444,7 @@ def _handshake(
             cipher = tls.cipher()
             if on_chain is not None:
                 on_chain(chain)
-            if settle and protocol == "TLSv1.3" and _asked_for_certificate(tls):
+            if settle and protocol == "TLSv1.3" and _asked_for_certificate():
                 refusal = _refusal_after_handshake(tls, min(_SETTLE_SECONDS, target.read_timeout))
                 if refusal is not None:
                     return _Outcome(
@@ -567,11 +567,6 @@ def _refusal_after_handshake(tls: ssl.SSLSocket, budget: float) -> str | None:
     return None
 
 
-def _watch_certificate_requests(context: ssl.SSLContext) -> None:
-    if _CAN_WATCH:
-        context._msg_callback = _note_certificate_request  # type: ignore[attr-defined]
-
-
 def _note_certificate_request(
     conn: object, direction: str, version: object, record: int, message: int, data: bytes
 ) -> None:
@@ -579,8 +574,9 @@ def _note_certificate_request(
         _seen.certificate_request = True
 
 
-def _asked_for_certificate(tls: ssl.SSLSocket) -> bool:
-    """Whether the server's flight held a CertificateRequest (true when it cannot be known)."""
+def _asked_for_certificate() -> bool:
+    """Whether the server's flight in this thread's last handshake held a CertificateRequest
+    (true when it cannot be known)."""
     return not _CAN_WATCH or getattr(_seen, "certificate_request", False)
 
 
@@ -639,7 +635,8 @@ def _verifying_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None:
         _load_client_cert(context, client_cert)
-    _watch_certificate_requests(context)
+    if _CAN_WATCH:
+        context._msg_callback = _note_certificate_request  # type: ignore[attr-defined]
     return context
 
 
