@@ -111,6 +111,7 @@ def _run_of_endpoints(
             bundles = {t.name: t.ca_bundle for t in targets}
             addresses = {t.name: t.address for t in targets}
             with RevocationFetcher() as fetcher:
+                fetcher.open_ahead(bundles.values(), len(targets))
 
                 def seen(name: str, chain: tuple[bytes, ...]) -> None:
                     fetcher.add(name, ChainSource(addresses[name], chain, bundles[name]))

@@ -6,6 +6,7 @@ bodies, one sentence naming the URL. It keeps connections alive between requests
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -147,3 +148,30 @@ def test_a_refused_connection_is_one_sentence() -> None:
         client.get(url)
     assert str(raised.value).count(url) == 1
     assert "refused" in str(raised.value)
+
+
+def test_a_connection_opened_ahead_sends_nothing_and_carries_the_next_question() -> None:
+    with hostile_server(answer(200, b"0\x01x")) as server, PublicClient(TIMEOUTS) as client:
+        assert client.open_ahead(server.url("/ca.crl"))
+        time.sleep(0.05)
+        assert (server.connections, server.requests) == (1, [])
+        assert client.get(server.url("/ca.crl")).body == b"0\x01x"
+        assert client.get(server.url("/other.crl")).status == 200
+    assert server.connections == 1
+
+
+def test_a_connection_that_cannot_be_opened_ahead_leaves_the_question_its_error() -> None:
+    with hostile_server(answer(200, b"x")) as server:
+        url = server.url("/ca.crl")
+    with PublicClient(TIMEOUTS) as client:
+        assert not client.open_ahead(url)
+        with pytest.raises(errors.ConnectError, match=re.escape(url)):
+            client.get(url)
+
+
+def test_nothing_is_opened_ahead_to_a_url_the_suite_never_fetches() -> None:
+    with PublicClient(TIMEOUTS) as client:
+        with pytest.raises(ValueError, match="credentials"):
+            client.open_ahead("http://user:secret@127.0.0.1:9/ca.crl")
+        with pytest.raises(ValueError, match="http or https"):
+            client.open_ahead("ldap://127.0.0.1/cn=ca")

@@ -7,13 +7,17 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 
 from fixtures.checks import wants_revocation
 from smartid.lab.faults import FaultSet
@@ -206,3 +210,92 @@ def test_each_answers_signature_is_checked_once_as_it_arrives(
     )
     assert all(thread.startswith("revocation") for _, thread in early)
     assert checked == early
+
+
+@pytest.mark.parametrize(("far", "opened"), [(0.0, 6), (float("inf"), 1)])
+def test_connections_are_opened_ahead_to_the_host_the_bundles_cas_name(
+    cm: LabState, monkeypatch: pytest.MonkeyPatch, far: float, opened: int
+) -> None:
+    # Three endpoints: a leaf's OCSP answer each, their issuer's CRL, and the issuing CA's own
+    # CRL and OCSP answer: six questions, so six connections where a connect shows a network
+    # (`_FAR` 0), one where it does not.
+    ahead: list[str] = []
+    original = fetch_module.PublicClient.open_ahead
+
+    def recording(self: fetch_module.PublicClient, url: str) -> bool:
+        ahead.append(url)
+        return original(self, url)
+
+    monkeypatch.setattr(fetch_module.PublicClient, "open_ahead", recording)
+    monkeypatch.setattr(fetch_module, "_FAR", far)
+    components = ("idm", "hermod", "cm")
+    with RevocationFetcher() as fetcher:
+        fetcher.open_ahead([cm.pki.ca_bundle, None, cm.pki.ca_bundle], len(components))
+        for n, component in enumerate(components):
+            source = ChainSource(f"localhost:{n}", _chain(cm, component), cm.pki.ca_bundle)
+            fetcher.add(component, source)
+        facts = fetcher.result()
+    assert len(ahead) == opened
+    assert {url.split("/cm/")[0] for url in ahead} == {cm.revocation_base.split("/cm/")[0]}
+    for component in components:
+        assert judge_revocation(facts[component], TlsPolicy()) == [], component
+
+
+def test_nothing_is_opened_ahead_for_a_bundle_of_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ahead: list[str] = []
+    monkeypatch.setattr(fetch_module.PublicClient, "open_ahead", lambda _, url: ahead.append(url))
+    root = _made("Only Root CA", None)
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(root.cert.public_bytes(Encoding.PEM))
+    with RevocationFetcher() as fetcher:
+        fetcher.open_ahead([bundle, tmp_path / "missing.pem", None], 4)
+    assert ahead == []
+
+
+@dataclass(frozen=True)
+class _Made:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+def _made(name: str, issuer: _Made | None, *, key_ids: bool = True) -> _Made:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if key_ids:
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                critical=False,
+            )
+    return _Made(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
+
+
+@pytest.mark.parametrize("key_ids", [True, False], ids=["by-key-identifier", "by-signature"])
+def test_a_certificates_issuer_is_the_ca_whose_key_issued_it_not_another_of_its_name(
+    tmp_path: Path, key_ids: bool
+) -> None:
+    # Two CAs of one name (a CA renewed with a new key): the leaf's CRL and OCSP answers are
+    # judged against the key that issued it, wherever that CA stands in the bundle.
+    old, new = _made("Twin CA", None, key_ids=key_ids), _made("Twin CA", None, key_ids=key_ids)
+    leaf = _made("localhost", new, key_ids=key_ids)
+    bundle = tmp_path / "twins.pem"
+    bundle.write_bytes(b"".join(m.cert.public_bytes(Encoding.PEM) for m in (old, new)))
+    source = ChainSource("localhost:1", (leaf.cert.public_bytes(Encoding.DER),), bundle)
+    (planned,) = fetch_module._plan(source)
+    assert planned.issuer_der == new.cert.public_bytes(Encoding.DER)

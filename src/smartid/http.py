@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
 import requests.utils
@@ -196,15 +196,16 @@ class PublicClient:
     It speaks HTTP/1.1 through `http.client`, not requests: these are small answers asked many
     times in a run, and a request costs about a quarter of the CPU (bench/README.md, TLS-009).
     The policy is the suite's all the same: no redirect followed, one deadline per request
-    (connect, TLS, headers and body), bounded bodies, errors that name the URL. Each thread keeps
-    one connection per origin open between requests (keep-alive), so that a run's questions to
-    one CA share it; `close` ends them all."""
+    (connect, TLS, headers and body), bounded bodies, errors that name the URL. A connection
+    stays open after its answer (keep-alive) for the next request to its origin from any thread,
+    so that a run's questions to one CA share connections, and `open_ahead` opens one before any
+    request needs it; `close` ends them all."""
 
     def __init__(self, timeouts: Timeouts | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: list[http.client.HTTPConnection] = []
+        self._open: list[http.client.HTTPConnection] = []  # every connection made, for close()
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
         self._https: ssl.SSLContext | None = None
 
     def get(self, url: str, *, max_bytes: int = MAX_ANSWER_BYTES) -> PublicAnswer:
@@ -227,15 +228,7 @@ class PublicClient:
         """The answer's status and body (at most `max_bytes`); a 3xx is `RedirectError` and is
         not followed; network failures are the suite's errors naming `url`."""
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{_plain(url)}: a public document is fetched over http or https only")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"{_plain(url)}: a public document is never fetched with credentials")
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise errors.ProtocolError(_plain(url), "not a valid URL") from None
-        origin = (parts.scheme, parts.hostname, port)
+        origin = _public_origin(url, parts)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"Accept-Encoding": "identity", "User-Agent": _USER_AGENT}
         if content_type is not None:
@@ -244,7 +237,7 @@ class PublicClient:
         while True:
             conn, reused = self._connection(origin)
             try:
-                return self._exchange(conn, method, url, path, body, headers, max_bytes, deadline)
+                answer = self._exchange(conn, method, url, path, body, headers, max_bytes, deadline)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 conn.close()
                 # A kept connection the server has closed meanwhile: once more on a new one.
@@ -254,6 +247,24 @@ class PublicClient:
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 raise self._error(url, exc, deadline) from None
+            self._keep(origin, conn)
+            return answer
+
+    def open_ahead(self, url: str) -> bool:
+        """Open a connection to `url`'s origin now (within the connect timeout) and keep it for
+        the next request there, which then costs no connect. Nothing is sent. A connection that
+        cannot be made is not kept (False): the request that needs it tries again and names the
+        URL."""
+        origin = _public_origin(url, urlsplit(url))
+        conn = self._new(origin)
+        conn.timeout = self.timeouts.connect
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            return False
+        self._keep(origin, conn)
+        return True
 
     def _exchange(
         self,
@@ -285,23 +296,31 @@ class PublicClient:
             response.close()  # its reader only: a kept connection stays open
 
     def _connection(self, origin: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
-        """This thread's connection to `origin`, and whether it is already open."""
-        kept: dict[tuple[str, str, int], http.client.HTTPConnection] | None = getattr(
-            self._local, "connections", None
-        )
-        if kept is None:
-            kept = self._local.connections = {}
-        conn = kept.get(origin)
-        if conn is None:
-            scheme, host, port = origin
-            if scheme == "https":
-                conn = _PublicHTTPS(host, port, context=self._context())
-            else:
-                conn = _PublicHTTP(host, port)
-            kept[origin] = conn
-            with self._lock:
-                self._open.append(conn)
-        return conn, conn.sock is not None
+        """A kept connection to `origin` (the one kept last), or a new one; and whether it is
+        already open."""
+        with self._lock:
+            kept = self._idle.get(origin)
+            if kept:
+                return kept.pop(), True
+        return self._new(origin), False
+
+    def _new(self, origin: tuple[str, str, int]) -> http.client.HTTPConnection:
+        scheme, host, port = origin
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = _PublicHTTPS(host, port, context=self._context())
+        else:
+            conn = _PublicHTTP(host, port)
+        with self._lock:
+            self._open.append(conn)
+        return conn
+
+    def _keep(self, origin: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        """Keep `conn` for the next request to `origin`, unless its answer ended it."""
+        if conn.sock is None:
+            return
+        with self._lock:
+            self._idle.setdefault(origin, []).append(conn)
 
     def _context(self) -> ssl.SSLContext:
         with self._lock:
@@ -330,6 +349,7 @@ class PublicClient:
     def close(self) -> None:
         with self._lock:
             conns, self._open = self._open, []
+            self._idle.clear()
         for conn in conns:
             conn.close()
 
@@ -338,6 +358,20 @@ class PublicClient:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _public_origin(url: str, parts: SplitResult) -> tuple[str, str, int]:
+    """(scheme, host, port) of a public document's URL; `ValueError` for one the suite never
+    fetches (not http or https, or with credentials in it)."""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{_plain(url)}: a public document is fetched over http or https only")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{_plain(url)}: a public document is never fetched with credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise errors.ProtocolError(_plain(url), "not a valid URL") from None
+    return parts.scheme, parts.hostname, port
 
 
 def _public_answer(

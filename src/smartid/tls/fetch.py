@@ -11,12 +11,14 @@ every responder must understand (RFC 5019 2.1.1); the judge matches answers of a
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,6 +46,11 @@ MAX_OCSP_BYTES = 64 * 1024
 # round trips again (bench/README.md, TLS-009). A thread starts only when no started one is
 # idle, and keeps its connection for its later questions.
 _MAX_WORKERS = 8
+# A connect that takes this long shows a network between the suite and the CA: there, each
+# question that finds a connection opened ahead saves a round trip. Nearer (loopback, one
+# host), answers come so fast that a run's questions share two or three connections as they
+# finish, and opening one per question ahead costs more CPU than it saves (bench/README.md).
+_FAR = 0.001
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,35 @@ class RevocationFetcher:
         self._answers: dict[_Job, Future[Fetched]] = {}
         self._plans: dict[str, tuple[ChainSource, list[_Planned]]] = {}
         self._failed: BaseException | None = None
+
+    def open_ahead(self, bundles: Iterable[Path | None], endpoints: int) -> None:
+        """Open connections now, before any chain arrives, to each host that the CA certificates
+        of `bundles` name for their own revocation (most CAs publish their subordinates' CRLs and
+        OCSP at the same place): one for each question a run of `endpoints` endpoints is expected
+        to ask at once (a leaf's OCSP answer each, its issuer's CRL, and the CA certificates' own
+        questions). Across a network each question then costs a request, not a connect and a
+        request. Nothing is sent; a connection that fails is left to the question."""
+        urls: dict[tuple[str, str], str] = {}  # one URL per host, in order of appearance
+        expected = endpoints + 1
+        for bundle in dict.fromkeys(bundles):
+            for cert in _bundle(bundle):
+                if cert.issuer == cert.subject:
+                    continue  # a root: trusted as it is, nobody asks about it
+                crl_urls, ocsp_urls = revocation_urls(cert)
+                expected += len(crl_urls) + len(ocsp_urls)
+                for url in (*crl_urls, *ocsp_urls):
+                    parts = urlsplit(url)
+                    urls.setdefault((parts.scheme, parts.netloc), url)
+        for url in urls.values():
+            self._pool.submit(self._open_ahead, url, min(expected, _MAX_WORKERS) - 1)
+
+    def _open_ahead(self, url: str, more: int) -> None:
+        """One connection to `url`'s host, and `more` beside it where that connect showed a
+        network between (`_FAR`)."""
+        started = time.perf_counter()
+        if _open_one(self._client, url) and time.perf_counter() - started >= _FAR:
+            for _ in range(more):
+                self._pool.submit(_open_one, self._client, url)
 
     def add(self, name: str, source: ChainSource) -> None:
         """Start the fetches of `source`'s chain (called from any thread)."""
@@ -143,7 +179,7 @@ def _plan(source: ChainSource) -> list[_Planned]:
     certs = [x509.load_der_x509_certificate(der) for der in source.chain]
     planned = []
     for index, cert in enumerate(certs):
-        if index > 0 and issued_by(cert, cert):
+        if index > 0 and _issuer(cert, (), ()) is cert:
             continue  # a root sent along: the bundle's copy is the trusted one
         issuer = _issuer(cert, certs[index + 1 :], _bundle(source.ca_bundle))
         issuer_der = issuer.public_bytes(serialization.Encoding.DER) if issuer else None
@@ -170,12 +206,35 @@ def _issuer(
     presented: Sequence[x509.Certificate],
     bundle: tuple[x509.Certificate, ...],
 ) -> x509.Certificate | None:
-    if issued_by(cert, cert):
-        return cert
-    for candidate in (*presented, *bundle):
-        if candidate.subject == cert.issuer and issued_by(cert, candidate):
+    """The certificate whose key issued `cert` (`cert` itself for a root), by name and key
+    identifier as path building finds it (RFC 5280 4.2.1.1: the authority key identifier names
+    the issuer's key); by name and signature where either carries no key identifier. The
+    handshake's verification has checked the chain's signatures; the judge checks each CRL and
+    OCSP answer against the key found here."""
+    wanted = _key_id(cert, x509.AuthorityKeyIdentifier)
+    for candidate in (cert, *presented, *bundle):
+        if candidate.subject != cert.issuer:
+            continue
+        found = _key_id(candidate, x509.SubjectKeyIdentifier) if wanted is not None else None
+        if found is not None:
+            if found == wanted:
+                return candidate
+        elif issued_by(cert, candidate):
             return candidate
     return None
+
+
+def _key_id(
+    cert: x509.Certificate,
+    kind: type[x509.AuthorityKeyIdentifier] | type[x509.SubjectKeyIdentifier],
+) -> bytes | None:
+    try:
+        value = cert.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    if isinstance(value, x509.AuthorityKeyIdentifier):
+        return value.key_identifier
+    return value.digest
 
 
 @lru_cache(maxsize=8)
@@ -191,6 +250,13 @@ def _bundle(path: Path | None) -> tuple[x509.Certificate, ...]:
 def _ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
     builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())  # noqa: S303
     return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _open_one(client: PublicClient, url: str) -> bool:
+    try:
+        return client.open_ahead(url)
+    except (ValueError, SmartIDError):  # a URL never fetched: its question says so
+        return False
 
 
 def _fetch(client: PublicClient, job: _Job) -> Fetched:
