@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,15 +223,19 @@ def test_connections_are_opened_ahead_to_the_host_the_bundles_cas_name(
     ahead: list[str] = []
     original = fetch_module.PublicClient.open_ahead
 
-    def recording(self: fetch_module.PublicClient, url: str) -> bool:
+    def recording(self: fetch_module.PublicClient, url: str, *, timeout: float) -> bool:
+        assert timeout <= 1.0  # sooner than a question's connect
         ahead.append(url)
-        return original(self, url)
+        return original(self, url, timeout=timeout)
 
     monkeypatch.setattr(fetch_module.PublicClient, "open_ahead", recording)
     monkeypatch.setattr(fetch_module, "_FAR", far)
     components = ("idm", "hermod", "cm")
     with RevocationFetcher() as fetcher:
         fetcher.open_ahead([cm.pki.ca_bundle, None, cm.pki.ca_bundle], len(components))
+        deadline = time.monotonic() + 5
+        while len(ahead) < opened and time.monotonic() < deadline:
+            time.sleep(0.01)
         for n, component in enumerate(components):
             source = ChainSource(f"localhost:{n}", _chain(cm, component), cm.pki.ca_bundle)
             fetcher.add(component, source)
@@ -245,13 +250,40 @@ def test_nothing_is_opened_ahead_for_a_bundle_of_roots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ahead: list[str] = []
-    monkeypatch.setattr(fetch_module.PublicClient, "open_ahead", lambda _, url: ahead.append(url))
+    monkeypatch.setattr(
+        fetch_module.PublicClient, "open_ahead", lambda _, url, **__: ahead.append(url) or True
+    )
     root = _made("Only Root CA", None)
     bundle = tmp_path / "roots.pem"
     bundle.write_bytes(root.cert.public_bytes(Encoding.PEM))
     with RevocationFetcher() as fetcher:
         fetcher.open_ahead([bundle, tmp_path / "missing.pem", None], 4)
     assert ahead == []
+
+
+def test_no_host_of_a_bundle_of_many_cas_is_contacted_ahead(
+    cm: LabState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A system store's intermediates name CAs a run may never ask: only a deployment's own
+    # bundle (a root and an issuing CA or two) is read for hosts to open connections to.
+    ahead: list[str] = []
+    monkeypatch.setattr(
+        fetch_module.PublicClient, "open_ahead", lambda _, url, **__: ahead.append(url) or True
+    )
+    monkeypatch.setattr(fetch_module, "_FAR", 0.0)
+    lab_bundle = cm.pki.ca_bundle.read_bytes()
+    issuing = [c for c in x509.load_pem_x509_certificates(lab_bundle) if c.issuer != c.subject]
+    store = tmp_path / "store.pem"
+    store.write_bytes(lab_bundle + issuing[0].public_bytes(Encoding.PEM) * 4)
+    with RevocationFetcher() as fetcher:
+        fetcher.open_ahead([store], 4)
+    assert ahead == []
+    with RevocationFetcher() as fetcher:
+        fetcher.open_ahead([cm.pki.ca_bundle], 4)
+        deadline = time.monotonic() + 5
+        while len(ahead) < 7 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(ahead) == 7
 
 
 @dataclass(frozen=True)

@@ -250,14 +250,14 @@ class PublicClient:
             self._keep(origin, conn)
             return answer
 
-    def open_ahead(self, url: str) -> bool:
-        """Open a connection to `url`'s origin now (within the connect timeout) and keep it for
-        the next request there, which then costs no connect. Nothing is sent. A connection that
-        cannot be made is not kept (False): the request that needs it tries again and names the
-        URL."""
+    def open_ahead(self, url: str, *, timeout: float | None = None) -> bool:
+        """Open a connection to `url`'s origin now (within the connect timeout, or `timeout` if
+        that is shorter) and keep it for the next request there, which then costs no connect.
+        Nothing is sent. A connection that cannot be made is not kept (False): the request that
+        needs it tries again and names the URL."""
         origin = _public_origin(url, urlsplit(url))
         conn = self._new(origin)
-        conn.timeout = self.timeouts.connect
+        conn.timeout = min(self.timeouts.connect, timeout or self.timeouts.connect)
         try:
             conn.connect()
         except (OSError, http.client.HTTPException):

@@ -51,6 +51,13 @@ _MAX_WORKERS = 8
 # host), answers come so fast that a run's questions share two or three connections as they
 # finish, and opening one per question ahead costs more CPU than it saves (bench/README.md).
 _FAR = 0.001
+# A connection opened ahead gives up sooner than a question's connect (the question then makes
+# its own, within the site's timeouts), so that a CA host that does not answer holds no thread
+# of a run that never asks it for longer.
+_AHEAD_CONNECT = 1.0
+# The most subordinate CA certificates a bundle may hold for its hosts to be contacted ahead: a
+# deployment's own bundle has a root and an issuing CA or two.
+_AHEAD_CAS = 4
 
 
 @dataclass(frozen=True)
@@ -101,13 +108,17 @@ class RevocationFetcher:
         OCSP at the same place): one for each question a run of `endpoints` endpoints is expected
         to ask at once (a leaf's OCSP answer each, its issuer's CRL, and the CA certificates' own
         questions). Across a network each question then costs a request, not a connect and a
-        request. Nothing is sent; a connection that fails is left to the question."""
+        request. Nothing is sent; a connection that fails is left to the question. A bundle of
+        more than `_AHEAD_CAS` subordinate CAs (a system store, not a deployment's own CA) names
+        hosts that may never be asked, and none of them is contacted ahead."""
         urls: dict[tuple[str, str], str] = {}  # one URL per host, in order of appearance
         expected = endpoints + 1
         for bundle in dict.fromkeys(bundles):
-            for cert in _bundle(bundle):
-                if cert.issuer == cert.subject:
-                    continue  # a root: trusted as it is, nobody asks about it
+            # A root is trusted as it is: nobody asks about it.
+            subordinates = [cert for cert in _bundle(bundle) if cert.issuer != cert.subject]
+            if len(subordinates) > _AHEAD_CAS:
+                continue
+            for cert in subordinates:
                 crl_urls, ocsp_urls = revocation_urls(cert)
                 expected += len(crl_urls) + len(ocsp_urls)
                 for url in (*crl_urls, *ocsp_urls):
@@ -122,7 +133,10 @@ class RevocationFetcher:
         started = time.perf_counter()
         if _open_one(self._client, url) and time.perf_counter() - started >= _FAR:
             for _ in range(more):
-                self._pool.submit(_open_one, self._client, url)
+                try:
+                    self._pool.submit(_open_one, self._client, url)
+                except RuntimeError:  # closed meanwhile: nothing is asked any more
+                    return
 
     def add(self, name: str, source: ChainSource) -> None:
         """Start the fetches of `source`'s chain (called from any thread)."""
@@ -254,7 +268,7 @@ def _ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
 
 def _open_one(client: PublicClient, url: str) -> bool:
     try:
-        return client.open_ahead(url)
+        return client.open_ahead(url, timeout=_AHEAD_CONNECT)
     except (ValueError, SmartIDError):  # a URL never fetched: its question says so
         return False
 
