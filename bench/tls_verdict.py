@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import random
 import shutil
 import socket
 import ssl
@@ -328,7 +329,9 @@ def _run_of_four(run_n: int, rtt: float) -> None:
             bare = _bare_run(ports, context)
             without = _run_of_endpoints(targets, policy, revocation=False)
             with_revocation = _run_of_endpoints(targets, policy, revocation=True)
-            # Interleaved, so that the machine's drift weighs on all alike.
+            # Interleaved, so that the machine's drift weighs on all alike, in an order shuffled
+            # each round: in a fixed order a run can inherit the work its predecessor left behind
+            # (CM closing the connections of a run with revocation).
             together = _run_of_endpoints(targets, policy, revocation=False, apart=False)
             strict = _run_of_endpoints(refusing, policy, revocation=False)
             runs = {
@@ -341,8 +344,9 @@ def _run_of_four(run_n: int, rtt: float) -> None:
             samples: dict[str, list[float]] = {name: [] for name in runs}
             for action in runs.values():
                 action()
+            order = random.Random(run_n)
             for _ in range(run_n):
-                for name, action in runs.items():
+                for name, action in order.sample(list(runs.items()), len(runs)):
                     started = time.perf_counter()
                     action()
                     samples[name].append((time.perf_counter() - started) * 1000)
