@@ -22,6 +22,7 @@ from tests.hostile import (
     drip_headers,
     endless_body,
     gzip_bomb,
+    handshake_drip,
     hostile_server,
     redirect,
 )
@@ -175,3 +176,12 @@ def test_nothing_is_opened_ahead_to_a_url_the_suite_never_fetches() -> None:
             client.open_ahead("http://user:secret@127.0.0.1:9/ca.crl")
         with pytest.raises(ValueError, match="http or https"):
             client.open_ahead("ldap://127.0.0.1/cn=ca")
+
+
+def test_a_connection_opened_ahead_to_a_dripping_handshake_gives_up_at_its_timeout() -> None:
+    # An https CA host that feeds its TLS handshake a byte at a time: the connection opened
+    # ahead ends within the timeout it was given, not a timeout per byte.
+    with handshake_drip(0.1) as port, PublicClient(TIMEOUTS) as client:
+        started = time.monotonic()
+        assert not client.open_ahead(f"https://127.0.0.1:{port}/ca.crl", timeout=0.5)
+        assert time.monotonic() - started < 2.0

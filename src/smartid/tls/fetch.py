@@ -44,7 +44,7 @@ MAX_OCSP_BYTES = 64 * 1024
 # certificate: 7 for the lab's four endpoints) to start together as the chains arrive. Across a
 # network each question is a connect and a request, so a second wave would cost both of its
 # round trips again (bench/README.md, TLS-009). A thread starts only when no started one is
-# idle, and keeps its connection for its later questions.
+# idle; a connection, once its answer is in, serves the next question to its host.
 _MAX_WORKERS = 8
 # A connect that takes this long shows a network between the suite and the CA: there, each
 # question that finds a connection opened ahead saves a round trip. Nearer (loopback, one
