@@ -89,8 +89,11 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_ca(name: str, issuer: Cert | None = None, *, days: int = 3650) -> Cert:
-    """A CA certificate: self-signed when `issuer` is None, else an intermediate under it."""
+def make_ca(
+    name: str, issuer: Cert | None = None, *, days: int = 3650, key_id: bool = True
+) -> Cert:
+    """A CA certificate: self-signed when `issuer` is None, else an intermediate under it;
+    `key_id`: with a subject key identifier."""
     key = _new_key(None)
     subject = _name(name)
     signer_key = issuer.key if issuer else key
@@ -107,8 +110,10 @@ def make_ca(name: str, issuer: Cert | None = None, *, days: int = 3650) -> Cert:
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    if key_id:
+        identifier = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        builder = builder.add_extension(identifier, critical=False)
     return Cert(builder.sign(signer_key, hashes.SHA256()), key)
 
 
@@ -121,8 +126,10 @@ def make_leaf(
     not_before_days: int = -1,
     rsa_bits: int | None = None,
     client: bool = False,
+    authority_key_id: bool = False,
 ) -> Cert:
-    """A server (or client) certificate; self-signed when `issuer` is None."""
+    """A server (or client) certificate; self-signed when `issuer` is None; with
+    `authority_key_id`, naming its issuer's key."""
     key = _new_key(rsa_bits)
     names: list[x509.GeneralName] = []
     for host in hosts:
@@ -144,6 +151,9 @@ def make_leaf(
     )
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if authority_key_id and issuer is not None:
+        identifier = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
+        builder = builder.add_extension(identifier, critical=False)
     return Cert(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
 
 

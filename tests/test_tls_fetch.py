@@ -8,17 +8,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
 
 from fixtures.checks import wants_revocation
 from smartid.lab.faults import FaultSet
@@ -29,6 +25,7 @@ from smartid.tls import ProbeTarget, observe
 from smartid.tls import fetch as fetch_module
 from smartid.tls.fetch import ChainSource, RevocationFetcher
 from smartid.tls.revocation import judge_revocation
+from tests.certs import make_ca, make_leaf
 from tests.lab import pki_only
 from tests.tlsservers import tls_server
 
@@ -253,9 +250,8 @@ def test_nothing_is_opened_ahead_for_a_bundle_of_roots(
     monkeypatch.setattr(
         fetch_module.PublicClient, "open_ahead", lambda _, url, **__: ahead.append(url) or True
     )
-    root = _made("Only Root CA", None)
     bundle = tmp_path / "roots.pem"
-    bundle.write_bytes(root.cert.public_bytes(Encoding.PEM))
+    bundle.write_bytes(make_ca("Only Root CA").pem)
     with RevocationFetcher() as fetcher:
         fetcher.open_ahead([bundle, tmp_path / "missing.pem", None], 4)
     assert ahead == []
@@ -286,48 +282,15 @@ def test_no_host_of_a_bundle_of_many_cas_is_contacted_ahead(
     assert len(ahead) == 7
 
 
-@dataclass(frozen=True)
-class _Made:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-
-def _made(name: str, issuer: _Made | None, *, key_ids: bool = True) -> _Made:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if key_ids:
-        builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-        if issuer is not None:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-                critical=False,
-            )
-    return _Made(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
-
-
 @pytest.mark.parametrize("key_ids", [True, False], ids=["by-key-identifier", "by-signature"])
 def test_a_certificates_issuer_is_the_ca_whose_key_issued_it_not_another_of_its_name(
     tmp_path: Path, key_ids: bool
 ) -> None:
     # Two CAs of one name (a CA renewed with a new key): the leaf's CRL and OCSP answers are
     # judged against the key that issued it, wherever that CA stands in the bundle.
-    old, new = _made("Twin CA", None, key_ids=key_ids), _made("Twin CA", None, key_ids=key_ids)
-    leaf = _made("localhost", new, key_ids=key_ids)
+    old, new = make_ca("Twin CA", key_id=key_ids), make_ca("Twin CA", key_id=key_ids)
+    leaf = make_leaf(new, authority_key_id=key_ids)
     bundle = tmp_path / "twins.pem"
-    bundle.write_bytes(b"".join(m.cert.public_bytes(Encoding.PEM) for m in (old, new)))
-    source = ChainSource("localhost:1", (leaf.cert.public_bytes(Encoding.DER),), bundle)
-    (planned,) = fetch_module._plan(source)
-    assert planned.issuer_der == new.cert.public_bytes(Encoding.DER)
+    bundle.write_bytes(old.pem + new.pem)
+    (planned,) = fetch_module._plan(ChainSource("localhost:1", (leaf.der,), bundle))
+    assert planned.issuer_der == new.der
