@@ -210,6 +210,23 @@ def test_each_answers_signature_is_checked_once_as_it_arrives(
     assert checked == early
 
 
+def _until_opened(ahead: list[str], count: int) -> None:
+    """Wait (5 s at most) until `count` connections were opened ahead: the fetcher opens them
+    from its own threads."""
+    deadline = time.monotonic() + 5
+    while len(ahead) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _recorded_not_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs the fetcher opens connections ahead to, each taken as opened and none made."""
+    ahead: list[str] = []
+    monkeypatch.setattr(
+        fetch_module.PublicClient, "open_ahead", lambda _, url, **__: ahead.append(url) or True
+    )
+    return ahead
+
+
 @pytest.mark.parametrize(("far", "opened"), [(0.0, 6), (float("inf"), 1)])
 def test_connections_are_opened_ahead_to_the_host_the_bundles_cas_name(
     cm: LabState, monkeypatch: pytest.MonkeyPatch, far: float, opened: int
@@ -230,9 +247,7 @@ def test_connections_are_opened_ahead_to_the_host_the_bundles_cas_name(
     components = ("idm", "hermod", "cm")
     with RevocationFetcher() as fetcher:
         fetcher.open_ahead([cm.pki.ca_bundle, None, cm.pki.ca_bundle], len(components))
-        deadline = time.monotonic() + 5
-        while len(ahead) < opened and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until_opened(ahead, opened)
         for n, component in enumerate(components):
             source = ChainSource(f"localhost:{n}", _chain(cm, component), cm.pki.ca_bundle)
             fetcher.add(component, source)
@@ -246,10 +261,7 @@ def test_connections_are_opened_ahead_to_the_host_the_bundles_cas_name(
 def test_nothing_is_opened_ahead_for_a_bundle_of_roots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ahead: list[str] = []
-    monkeypatch.setattr(
-        fetch_module.PublicClient, "open_ahead", lambda _, url, **__: ahead.append(url) or True
-    )
+    ahead = _recorded_not_opened(monkeypatch)
     bundle = tmp_path / "roots.pem"
     bundle.write_bytes(make_ca("Only Root CA").pem)
     with RevocationFetcher() as fetcher:
@@ -262,10 +274,7 @@ def test_no_host_of_a_bundle_of_many_cas_is_contacted_ahead(
 ) -> None:
     # A system store's intermediates name CAs a run may never ask: only a deployment's own
     # bundle (a root and an issuing CA or two) is read for hosts to open connections to.
-    ahead: list[str] = []
-    monkeypatch.setattr(
-        fetch_module.PublicClient, "open_ahead", lambda _, url, **__: ahead.append(url) or True
-    )
+    ahead = _recorded_not_opened(monkeypatch)
     monkeypatch.setattr(fetch_module, "_FAR", 0.0)
     lab_bundle = cm.pki.ca_bundle.read_bytes()
     issuing = [c for c in x509.load_pem_x509_certificates(lab_bundle) if c.issuer != c.subject]
@@ -276,9 +285,7 @@ def test_no_host_of_a_bundle_of_many_cas_is_contacted_ahead(
     assert ahead == []
     with RevocationFetcher() as fetcher:
         fetcher.open_ahead([cm.pki.ca_bundle], 4)
-        deadline = time.monotonic() + 5
-        while len(ahead) < 7 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until_opened(ahead, 7)
     assert len(ahead) == 7
 
 
